@@ -1,0 +1,426 @@
+"""The ``glas`` command: a thin layer over the library; errors become one clean line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from crawler import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+DEFAULT_SOURCES = "sources.yaml"
+DEFAULT_DB = "inbox.db"
+
+
+class CliError(Exception):
+    """An error for the operator: printed as one line, exit with ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Reported(CliError):
+    """A CliError whose text is printed as it is (already in ``file:line:`` form)."""
+
+
+# -- commands ---------------------------------------------------------------------------------
+def cmd_check(args: argparse.Namespace) -> int:
+    from crawler.tables import format_table
+
+    config = _config(args)
+    rows: list[tuple[str, ...]] = [("id", "type", "schedule", "municipality", "enabled")]
+    for s in config.sources:
+        schedule = s.schedule
+        when = ""
+        if schedule is not None:
+            when = f"cron {schedule.cron}" if schedule.cron else f"every {_human(schedule.every)}"
+        rows.append((s.id, s.type, when, s.municipality or "", "yes" if s.enabled else "no"))
+    print(format_table(rows))
+    enabled = len(config.enabled)
+    print(f"{config.path}: ok, {len(config.sources)} sources ({enabled} enabled)")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from crawler.config import json_schema
+
+    json.dump(json_schema(), sys.stdout, ensure_ascii=False, indent=2)
+    print()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from crawler.lock import LockHeld, RunLock
+    from crawler.report import RunReporter
+    from crawler.runner import UnknownSource, run_sources, select_sources
+
+    config = _config(args)
+    try:
+        sources = select_sources(config, args.source)
+    except UnknownSource as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    reporter = RunReporter(interactive=args.progress)
+    try:
+        with RunLock(_lock_path(args.db)), _inbox(args) as inbox:
+            summary = run_sources(config, inbox, sources, reporter)
+    except LockHeld as exc:
+        raise CliError(str(exc)) from None
+    reporter.summary(summary)
+    return summary.exit_code
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from crawler.config import check_timezone
+    from crawler.importer import ImportFailed, import_file
+    from crawler.model import SourceConfig
+
+    path = Path(args.file)
+    try:
+        check_timezone(args.timezone)
+    except ValueError as exc:
+        raise CliError(f"--timezone: {exc}", EXIT_CONFIG) from None
+    try:  # the same rules as source ids in sources.yaml
+        SourceConfig(id=args.source_id, type="import")
+    except ValidationError:
+        raise CliError(
+            f"--source-id {args.source_id!r}: use letters, digits, '-', '_' and '.' "
+            "(at most 80, starting with a letter or digit)",
+            EXIT_CONFIG,
+        ) from None
+    if not path.is_file():
+        raise CliError(f"{path}: no such file", EXIT_CONFIG)
+    with _inbox(args) as inbox:
+        try:
+            result = import_file(
+                inbox, path, fmt=args.format, source_id=args.source_id, timezone=args.timezone
+            )
+        except ImportFailed as exc:
+            for message in exc.messages:
+                print(message, file=sys.stderr)
+            return EXIT_CONFIG
+    print(f"{path}: {result.new} new, {result.updated} updated, {result.unchanged} unchanged")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from storage.export import write_csv, write_jsonl
+
+    with _inbox(args, create=False) as inbox:
+        rows = inbox.export(
+            table=args.table,
+            since_seq=args.since_seq,
+            complaints_only=args.complaints_only,
+            limit=args.limit,
+        )
+        out: TextIO
+        with _output(args.output) as out:
+            if args.format == "csv":
+                count = write_csv(rows, out, inbox.export_columns(args.table))
+            else:
+                count = write_jsonl(rows, out)
+    if args.output:
+        print(f"{args.output}: {count} rows", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from crawler.tables import format_table
+
+    with _inbox(args, create=False) as inbox:
+        stats = inbox.stats()
+    if args.json:
+        json.dump(stats, sys.stdout, ensure_ascii=False, indent=2, default=str)
+        print()
+        return EXIT_OK
+    print(
+        f"{stats['posts']} posts in {stats['clusters']} cases "
+        f"({stats['clusters_repeated']} seen more than once); last seq {stats['last_seq']}"
+    )
+    sections: list[tuple[str, list[dict[str, Any]], tuple[str, ...]]] = [
+        (
+            "By source",
+            stats["by_source"],
+            ("source_id", "platform", "posts", "newest", "last_status", "last_run_at"),
+        ),
+        ("By platform", stats["by_platform"], ("platform", "posts")),
+        ("By day (UTC, last 14 days with posts)", stats["by_day"], ("day", "posts")),
+        ("Largest cases", stats["largest_clusters"], ("cluster_id", "size", "sources", "title")),
+        (
+            "Last runs",
+            stats["last_runs"],
+            ("source_id", "started_at", "status", "new", "updated", "unchanged", "error"),
+        ),
+    ]
+    for title, rows, columns in sections:
+        if not rows:
+            continue
+        print(f"\n{title}")
+        table = [columns] + [tuple(_cell(row.get(c)) for c in columns) for row in rows]
+        print(format_table(table))
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from storage import open_inbox, sqlite_path
+    from storage.sqlite import SqliteInbox
+
+    path = sqlite_path(args.db)
+    inbox = SqliteInbox(path, check_schema=False) if path is not None else open_inbox(args.db)
+    with inbox:
+        before = inbox.schema_version()
+        applied = inbox.upgrade()
+        after = inbox.schema_version()
+    if applied:
+        for name in applied:
+            print(f"applied {name}")
+        print(f"{args.db}: schema version {before} → {after}")
+    else:
+        print(f"{args.db}: schema is up to date (version {after})")
+    return EXIT_OK
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _config(args: argparse.Namespace) -> Any:
+    from crawler.config import ConfigError, load_config
+
+    if not Path(args.sources).is_file():
+        raise CliError(
+            f"{args.sources}: no such file (give --sources PATH or set GLAS_SOURCES)", EXIT_CONFIG
+        )
+    try:
+        return load_config(args.sources)
+    except ConfigError as exc:
+        text = "\n".join(exc.messages)
+        if len(exc.messages) > 1:
+            text += f"\n{args.sources}: {len(exc.messages)} problems"
+        raise _Reported(text, EXIT_CONFIG) from None
+
+
+def _inbox(args: argparse.Namespace, *, create: bool = True) -> Any:
+    from storage import open_inbox
+
+    return open_inbox(args.db, create=create)
+
+
+def _lock_path(db: str) -> Path:
+    from storage import sqlite_path
+
+    path = sqlite_path(db)
+    if path is not None:
+        return path.resolve().with_name(path.name + ".lock")
+    return Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / "glas-run.lock"
+
+
+class _output:
+    """stdout, or a file written whole (a temporary name renamed at the end)."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = Path(path) if path else None
+
+    def __enter__(self) -> TextIO:
+        if self.path is None:
+            return sys.stdout
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        self.fh = self.tmp.open("w", encoding="utf-8", newline="")
+        return self.fh
+
+    def __exit__(self, kind: type | None, *rest: object) -> None:
+        if self.path is None:
+            sys.stdout.flush()
+            return
+        self.fh.close()
+        if kind is None:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _human(delta: Any) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    text = str(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--sources",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help=f"sources file (env GLAS_SOURCES; default {DEFAULT_SOURCES})",
+    )
+    common.add_argument(
+        "--db",
+        metavar="URL",
+        default=argparse.SUPPRESS,
+        help=f"inbox: a file, sqlite:///path or postgresql://… (env GLAS_DB; default {DEFAULT_DB})",
+    )
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="more log output (-vv for debug)",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show tracebacks of internal errors",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="glas",
+        parents=[common],
+        description="Harvest residents' complaints from VK, Telegram and the web into an inbox.",
+    )
+    parser.add_argument("--version", action="version", version=f"glas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    command("check", cmd_check, "validate sources.yaml and list the sources")
+    command("schema", cmd_schema, "print the JSON Schema of sources.yaml")
+
+    p = command("run", cmd_run, "collect every enabled source once (or those given by --source)")
+    p.add_argument("--source", action="append", metavar="ID", help="collect only this source")
+    progress = p.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        action="store_true",
+        default=None,
+        help="progress and a table even without a terminal",
+    )
+    progress.add_argument(
+        "--quiet",
+        dest="progress",
+        action="store_false",
+        help="only warnings and the summary line, as under cron",
+    )
+
+    p = command("import", cmd_import, "load posts from a JSONL or CSV file in the Post shape")
+    p.add_argument("file", help="the file to import")
+    p.add_argument("--format", choices=("jsonl", "csv"), help="default: from the file name")
+    p.add_argument(
+        "--source-id", default="import", help="source_id of rows that have none (default: import)"
+    )
+    p.add_argument(
+        "--timezone",
+        default="Europe/Moscow",
+        help="zone of times written without an offset (default: Europe/Moscow)",
+    )
+
+    p = command("export", cmd_export, "write posts or cases changed after a seq")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument(
+        "--since-seq",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only rows with seq > N (default 0: everything)",
+    )
+    p.add_argument(
+        "--complaints-only", action="store_true", help="skip rows flagged as not a complaint"
+    )
+    p.add_argument("--table", choices=("posts", "clusters"), default="posts")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+
+    p = command("stats", cmd_stats, "posts per source, platform and day; cases; last runs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    db = sub.add_parser("db", help="inbox schema maintenance", parents=[common])
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    up = db_sub.add_parser("upgrade", parents=[common], help="create or migrate the inbox schema")
+    up.set_defaults(func=cmd_db_upgrade)
+    return parser
+
+
+def _resolve(args: argparse.Namespace) -> None:
+    args.sources = (
+        getattr(args, "sources", None) or os.environ.get("GLAS_SOURCES") or DEFAULT_SOURCES
+    )
+    args.db = getattr(args, "db", None) or os.environ.get("GLAS_DB") or DEFAULT_DB
+    args.verbose = getattr(args, "verbose", 0)
+    args.debug = getattr(args, "debug", False)
+
+
+def setup_logging(verbose: int, debug: bool) -> None:
+    level = logging.WARNING
+    if verbose == 1:
+        level = logging.INFO
+    elif verbose >= 2 or debug:
+        level = logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(level)  # Scrapy resets its loggers' levels; the handler has the last word
+    handler.setFormatter(logging.Formatter("glas: %(name)s: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Scrapy's own chatter stays at warnings unless debugging.
+    for name in ("scrapy", "twisted", "py.warnings"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("glas.collect").setLevel(logging.ERROR if level >= logging.WARNING else level)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    _resolve(args)
+    setup_logging(args.verbose, args.debug)
+    from storage import InboxError
+
+    try:
+        return args.func(args)
+    except _Reported as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    except CliError as exc:
+        print(f"glas: {exc}", file=sys.stderr)
+        return exc.code
+    except InboxError as exc:
+        print(f"glas: inbox: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("glas: interrupted; what was stored so far is kept", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"glas: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The ingest pipeline: collected items → normalise → exact-duplicate key → store.
+
+Collectors hand items to an :class:`Ingest` one at a time. Posts are buffered and stored in
+batches; a :class:`~crawler.model.Checkpoint` stores the buffered posts together with the
+collector's new cursor in one transaction (invariant 2). Later stages (near-duplicates,
+flagging) slot into :func:`default_stages`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+from crawler.model import KINDS, PLATFORMS, Checkpoint, Post, SourceConfig, SourceInfo
+from crawler.normalize import normalise
+from dedupe.exact import add_exact_keys
+from storage import Inbox, StoreResult
+
+Stage = Callable[[list[Post]], list[Post]]
+MAX_WARNINGS = 20
+
+
+def default_stages() -> list[Stage]:
+    """Stages applied to every batch before it is stored, in order."""
+    return [add_exact_keys]
+
+
+class Ingest:
+    """Receives one source's collected items and writes them to the inbox in batches."""
+
+    def __init__(
+        self,
+        inbox: Inbox,
+        source: SourceConfig,
+        *,
+        batch_size: int = 200,
+        stages: list[Stage] | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.source = source
+        self.zone = ZoneInfo(source.timezone or "UTC")
+        self.batch_size = batch_size
+        self.stages = default_stages() if stages is None else stages
+        self.buffer: list[Post] = []
+        self.stored = StoreResult()
+        self.invalid = 0
+        self.warnings: list[str] = []
+        self.title: str | None = None
+        self.checkpoints = 0
+
+    def accept(self, item: object) -> None:
+        """Take a Post, a Checkpoint or a SourceInfo from a collector."""
+        if isinstance(item, Post):
+            self.add(item)
+        elif isinstance(item, Checkpoint):
+            self.flush(item.cursor)
+        elif isinstance(item, SourceInfo):
+            self.title = item.title or self.title
+        else:
+            self.warn(f"collector produced {type(item).__name__}, not a Post: ignored")
+
+    def add(self, post: Post) -> None:
+        problem = _problem(post)
+        if problem:
+            self.invalid += 1
+            self.warn(f"invalid post {post.native_id or '?'}: {problem}")
+            return
+        if not post.source_id:
+            post.source_id = self.source.id
+        if post.municipality is None:
+            post.municipality = self.source.municipality
+        try:
+            normalise(post, self.zone)
+        except (ValueError, TypeError, OverflowError) as exc:
+            self.invalid += 1
+            self.warn(f"invalid post {post.native_id}: {exc}")
+            return
+        self.buffer.append(post)
+        if len(self.buffer) >= self.batch_size:
+            self.flush()
+
+    def flush(self, cursor: dict | None = None) -> None:
+        """Store buffered posts; save ``cursor`` with them when given."""
+        posts, self.buffer = self.buffer, []
+        for stage in self.stages:
+            posts = stage(posts)
+        if posts or cursor is not None or self.title:
+            self.stored += self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
+        if cursor is not None:
+            self.checkpoints += 1
+
+    def close(self) -> None:
+        """Store what is left (the cursor stays where the last checkpoint put it)."""
+        if self.buffer:
+            self.flush()
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+        elif len(self.warnings) == MAX_WARNINGS:
+            self.warnings.append("… more warnings not shown")
+
+
+def _problem(post: Post) -> str | None:
+    if post.platform not in PLATFORMS:
+        return f"platform {post.platform!r} is not one of {', '.join(PLATFORMS)}"
+    if not isinstance(post.native_id, str) or not post.native_id.strip():
+        return "no native_id"
+    if post.kind not in KINDS:
+        return f"kind {post.kind!r} is not post or comment"
+    if not isinstance(post.text, str):
+        return "text is not a string"
+    return None

@@ -1,0 +1,1 @@
+"""Duplicate detection: exact text keys now, near-duplicate clustering later."""

@@ -1,0 +1,116 @@
+"""What every collector gets and gives.
+
+A collector receives a :class:`Collection` (its source options, last cursor, settings) and
+yields :class:`~crawler.model.Post`, :class:`~crawler.model.Checkpoint` and
+:class:`~crawler.model.SourceInfo` items. Scrapy collectors subclass :class:`GlasSpider`;
+API clients are plain generator functions ``collect(collection)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import scrapy
+import scrapy.exceptions
+from scrapy.exceptions import CloseSpider
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.internet import error as net_error
+from twisted.python.failure import Failure
+from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
+
+from crawler.model import SourceConfig
+
+log = logging.getLogger("glas.collect")
+
+
+@dataclass
+class Collection:
+    """One collection of one source: its inputs and, as it goes, its warnings and failure."""
+
+    source: SourceConfig
+    cursor: dict[str, Any] = field(default_factory=dict)
+    user_agent: str = "Glas"
+    retries: int = 2
+    official_accounts: dict[str, list[Any]] = field(default_factory=dict)
+    error: str | None = None
+    gone: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def warn(self, message: str) -> None:
+        log.warning("%s: %s", self.source.id, message)
+        self.warnings.append(message)
+
+    def fail(self, message: str, *, gone: bool = False) -> None:
+        """Record the source's failure (the first one wins: it is usually the cause)."""
+        if self.error is None:
+            self.error = message
+            self.gone = gone
+
+
+class GlasSpider(scrapy.Spider):
+    """Base of Scrapy collectors: the source's options and cursor, failures as one line."""
+
+    name = "glas"
+
+    def __init__(self, collection: Collection, **kwargs: Any) -> None:
+        super().__init__(name=collection.source.id, **kwargs)
+        self.collection = collection
+        self.options = collection.source
+        self.cursor = dict(collection.cursor)
+
+    def request(self, url: str, **kwargs: Any) -> scrapy.Request:
+        """A request with this source's timeout and the standard failure handler."""
+        meta = kwargs.pop("meta", {})
+        if self.options.timeout:
+            meta.setdefault("download_timeout", self.options.timeout)
+        return scrapy.Request(url, errback=self.request_failed, meta=meta, **kwargs)
+
+    def request_failed(self, failure: Failure) -> None:
+        self.collection.fail(describe_failure(failure, self.options.timeout))
+
+    def fail(self, message: str, *, gone: bool = False) -> CloseSpider:
+        """Record a source error; ``raise spider.fail(...)`` stops the crawl."""
+        self.collection.fail(message, gone=gone)
+        return CloseSpider("source_error")
+
+
+def _scrapy_errors(*names: str) -> tuple[type[BaseException], ...]:
+    """Scrapy's own download exceptions (2.13+ wraps Twisted's in them); absent ones skipped."""
+    found = (getattr(scrapy.exceptions, name, None) for name in names)
+    return tuple(kind for kind in found if isinstance(kind, type))
+
+
+_DNS = (net_error.DNSLookupError, *_scrapy_errors("CannotResolveHostError"))
+_TIMEOUT = (
+    net_error.TimeoutError,
+    net_error.TCPTimedOutError,
+    *_scrapy_errors("DownloadTimeoutError"),
+)
+_REFUSED = (net_error.ConnectionRefusedError, *_scrapy_errors("DownloadConnectionRefusedError"))
+_NO_ANSWER = (ResponseNeverReceived, net_error.ConnectionLost, net_error.ConnectionDone)
+_BROKEN = (ResponseFailed, *_scrapy_errors("DownloadFailedError", "ResponseDataLossError"))
+
+
+def describe_failure(failure: Failure, timeout: float | None = None) -> str:
+    """A one-line account of a failed request."""
+    exc = failure.value
+    request = getattr(failure, "request", None)
+    url = request.url if request is not None else ""
+    if isinstance(exc, HttpError):
+        response = exc.response
+        return f"HTTP {response.status} from {response.url}"
+    if isinstance(exc, _DNS):
+        return f"cannot resolve the host of {url}"
+    if isinstance(exc, _TIMEOUT):
+        limit = f" within {timeout:g}s" if timeout else ""
+        return f"no answer from {url}{limit}"
+    if isinstance(exc, _REFUSED):
+        return f"connection refused: {url}"
+    if isinstance(exc, _NO_ANSWER) or isinstance(exc.__cause__, _NO_ANSWER):
+        return f"the server closed the connection without an answer: {url}"
+    if isinstance(exc, _BROKEN):
+        return f"the connection broke before the whole answer arrived: {url}"
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text} ({url})" if url else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,32 @@
+"""Inbox backends: where posts, cases and source health are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from storage.inbox import Inbox, InboxError, SchemaOutdated, StoreResult
+
+__all__ = ["Inbox", "InboxError", "SchemaOutdated", "StoreResult", "open_inbox", "sqlite_path"]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a SQLite URL (``inbox.db``, ``sqlite:///inbox.db``), else None."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return None
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    if "://" in url:
+        raise InboxError(
+            f"unsupported inbox URL {url!r}: use a file path, sqlite:///… or postgresql://…"
+        )
+    return Path(url)
+
+
+def open_inbox(url: str, *, create: bool = True) -> Inbox:
+    """Open the inbox at ``url`` (a file path, ``sqlite:///path`` or ``postgresql://…``)."""
+    path = sqlite_path(url)
+    if path is None:
+        raise InboxError("the PostgreSQL backend is not built yet: use a SQLite file for now")
+    from storage.sqlite import SqliteInbox
+
+    return SqliteInbox(path, create=create)

@@ -1,0 +1,147 @@
+"""The ``Inbox`` interface every backend implements, and the values it returns."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from crawler.model import Post, SourceConfig
+
+EXPORT_TABLES = ("posts", "clusters")
+
+
+class InboxError(Exception):
+    """The inbox cannot be used (wrong URL, unreadable file, schema too new)."""
+
+
+class SchemaOutdated(InboxError):
+    """The inbox was made by an older Glas: ``glas db upgrade`` brings it up to date."""
+
+
+@dataclass
+class StoreResult:
+    """What one ``store`` call did."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __iadd__(self, other: StoreResult) -> StoreResult:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        return self
+
+
+@dataclass
+class RunRecord:
+    """The outcome of collecting one source once (a row of ``runs``)."""
+
+    source_id: str
+    status: str  # ok | failed | skipped
+    stored: StoreResult = field(default_factory=StoreResult)
+    invalid: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+    gone: bool = False
+    duration: float = 0.0
+
+
+class Inbox(abc.ABC):
+    """Where posts, clusters (cases), sources and their health are kept.
+
+    Writes go through :meth:`store`, which upserts posts by ``(platform, native_id)``,
+    attaches them to clusters, stamps ``seq`` on every changed row and saves the source's
+    cursor, all in one transaction.
+    """
+
+    url: str
+
+    # -- schema ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """Version of the schema in the database (0 when empty)."""
+
+    @abc.abstractmethod
+    def upgrade(self) -> list[str]:
+        """Apply pending migrations; return the names of those applied."""
+
+    # -- writing --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """A write transaction; nested calls join the outer one."""
+
+    @abc.abstractmethod
+    def store(
+        self,
+        source_id: str,
+        posts: Sequence[Post],
+        *,
+        cursor: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> StoreResult:
+        """Upsert ``posts`` and save ``cursor`` (when given) atomically."""
+
+    @abc.abstractmethod
+    def sync_sources(self, sources: Iterable[SourceConfig]) -> None:
+        """Record what sources.yaml says about each source (the ``sources`` table)."""
+
+    @abc.abstractmethod
+    def start_run(self, source_id: str) -> int:
+        """Open a ``runs`` row for a source; return its id."""
+
+    @abc.abstractmethod
+    def finish_run(self, run_id: int, record: RunRecord) -> None:
+        """Close a run and update the source's health in ``source_state``."""
+
+    @abc.abstractmethod
+    def close_interrupted_runs(self) -> int:
+        """Mark runs left 'running' by a killed process as 'interrupted'; return how many.
+
+        Call it only while holding the run lock (no other run can be going on).
+        """
+
+    # -- reading --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def cursor(self, source_id: str) -> dict[str, Any]:
+        """The last committed cursor of a source (empty when it never ran)."""
+
+    @abc.abstractmethod
+    def source_state(self, source_id: str) -> dict[str, Any] | None:
+        """The ``source_state`` row of a source, or None."""
+
+    @abc.abstractmethod
+    def last_seq(self) -> int:
+        """The highest ``seq`` stamped so far."""
+
+    @abc.abstractmethod
+    def export(
+        self,
+        *,
+        table: str = "posts",
+        since_seq: int = 0,
+        complaints_only: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Rows of ``posts`` or ``clusters`` with ``seq > since_seq``, in ``seq`` order."""
+
+    @abc.abstractmethod
+    def export_columns(self, table: str = "posts") -> list[str]:
+        """Column names :meth:`export` yields for ``table``, in order."""
+
+    @abc.abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``glas stats``: per source, platform and day, clusters, last runs."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection."""
+
+    def __enter__(self) -> Inbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

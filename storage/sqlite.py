@@ -1,0 +1,525 @@
+"""The SQLite inbox (default): one file, WAL, one writer at a time, readers never blocked."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from crawler.model import Post, SourceConfig
+from storage.inbox import EXPORT_TABLES, Inbox, InboxError, RunRecord, SchemaOutdated, StoreResult
+from storage.migrations import LATEST, MIGRATIONS
+from storage.rows import ANSWER_COLUMNS, CONTENT_COLUMNS, decode_row, dumps, now_text, post_row
+
+BUSY_TIMEOUT_MS = 30_000
+INTERNAL_POST_COLUMNS = ("content_hash",)
+
+
+class SqliteInbox(Inbox):
+    """An inbox in one SQLite file (sqlite-utils over the standard ``sqlite3``)."""
+
+    def __init__(self, path: Path, *, create: bool = True, check_schema: bool = True) -> None:
+        self.path = Path(path)
+        self.url = str(self.path)
+        if not self.path.exists():
+            if not create:
+                raise InboxError(
+                    f"{self.path}: no inbox here (run `glas run` or `glas db upgrade`)"
+                )
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise InboxError(f"{self.path}: not a usable SQLite database ({exc})") from None
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._depth = 0
+        self._seq: int | None = None
+        self._seq_start: int | None = None
+        self._stamped: set[tuple[str, int]] = set()  # rows given a seq in this transaction
+        if check_schema:
+            self._check_schema(create)
+
+    # -- schema ---------------------------------------------------------------------------
+    def _check_schema(self, create: bool) -> None:
+        version = self.schema_version()
+        if version == 0 and create:
+            self.upgrade()
+        elif version < LATEST:
+            raise SchemaOutdated(
+                f"{self.path}: inbox schema is version {version}, this Glas needs {LATEST}: "
+                "run `glas db upgrade`"
+            )
+        elif version > LATEST:
+            raise InboxError(
+                f"{self.path}: inbox schema is version {version}, newer than this Glas "
+                f"({LATEST}): upgrade Glas"
+            )
+
+    def schema_version(self) -> int:
+        if not self.db["schema_migrations"].exists():
+            return 0
+        row = self.conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return row[0] or 0
+
+    def upgrade(self) -> list[str]:
+        applied: list[str] = []
+        with self.transaction():
+            self.conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            current = self.schema_version()
+            for migration in MIGRATIONS:
+                if migration.version <= current:
+                    continue
+                for statement in _statements(migration.sqlite):
+                    self.conn.execute(statement)
+                self.conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, now_text()),
+                )
+                applied.append(f"{migration.version}: {migration.name}")
+        return applied
+
+    # -- transactions and seq -------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+            self._save_seq()
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+        finally:
+            self._depth = 0
+            self._seq = self._seq_start = None
+            self._stamped.clear()
+
+    def _next_seq(self) -> int:
+        """Take the next ``seq``; writers are serialised, so commit order is seq order."""
+        if self._seq is None:
+            row = self.conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()
+            self._seq = self._seq_start = row[0]
+        self._seq += 1
+        return self._seq
+
+    def _stamp(self, table: str, row_id: int) -> int | None:
+        """A new seq for a row, or None when it already got one in this transaction."""
+        if (table, row_id) in self._stamped:
+            return None
+        self._stamped.add((table, row_id))
+        return self._next_seq()
+
+    def _save_seq(self) -> None:
+        if self._seq is not None and self._seq != self._seq_start:
+            self.conn.execute("UPDATE counters SET value = ? WHERE name = 'seq'", (self._seq,))
+
+    def last_seq(self) -> int:
+        return self.conn.execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
+
+    # -- posts and clusters ---------------------------------------------------------------
+    def store(
+        self,
+        source_id: str,
+        posts: Sequence[Post],
+        *,
+        cursor: dict[str, Any] | None = None,
+        title: str | None = None,
+    ) -> StoreResult:
+        result = StoreResult()
+        now = now_text()
+        with self.transaction():
+            moved: list[tuple[int, int | None, str | None]] = []
+            touched: set[int] = set()
+            edited: set[int] = set()
+            for post in posts:
+                row = post_row(post)
+                if not row["source_id"]:
+                    row["source_id"] = source_id
+                found = self.conn.execute(
+                    "SELECT id, content_hash, dedupe_key, cluster_id, is_canonical FROM posts "
+                    "WHERE platform = ? AND native_id = ?",
+                    (row["platform"], row["native_id"]),
+                ).fetchone()
+                if found is not None and found[1] == row["content_hash"]:
+                    result.unchanged += 1
+                    continue
+                if found is None:
+                    cluster_id = self._cluster_with_key(row["dedupe_key"])
+                    if cluster_id is None:
+                        row["cluster_id"], row["is_canonical"] = self._open_cluster(row, now), 1
+                    else:
+                        row["cluster_id"], row["is_canonical"] = cluster_id, 0
+                        touched.add(cluster_id)
+                    post_id = self._insert_post(row, now, self._next_seq())
+                    self._stamped.add(("posts", post_id))
+                    result.new += 1
+                    continue
+                post_id, _, old_key, cluster_id, canonical = found
+                self._update_post(post_id, row, now, self._stamp("posts", post_id))
+                result.updated += 1
+                if old_key != row["dedupe_key"] or cluster_id is None:
+                    moved.append((post_id, cluster_id, row["dedupe_key"]))
+                else:
+                    touched.add(cluster_id)
+                    if canonical:  # the case shows this post's text: readers must see the edit
+                        edited.add(cluster_id)
+            for post_id, old_cluster, key in moved:
+                self._assign_cluster(post_id, old_cluster, key, touched, now)
+            self._refresh_clusters(touched, now, edited)
+            if cursor is not None:
+                self._save_cursor(source_id, cursor, now)
+            if title:
+                self.conn.execute(
+                    "UPDATE sources SET title = ? WHERE source_id = ? AND title IS NOT ?",
+                    (title, source_id, title),
+                )
+        return result
+
+    def _insert_post(self, row: dict[str, Any], now: str, seq: int) -> int:
+        values = {**row, "first_seen_at": now, "updated_at": now, "seq": seq}
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        cur = self.conn.execute(
+            f"INSERT INTO posts ({columns}) VALUES ({marks})", tuple(values.values())
+        )
+        return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def _update_post(self, post_id: int, row: dict[str, Any], now: str, seq: int | None) -> None:
+        sets = [f"{name} = ?" for name in (*CONTENT_COLUMNS, "raw", "content_hash")]
+        sets += [f"{name} = coalesce(?, {name})" for name in ANSWER_COLUMNS]
+        names = (*CONTENT_COLUMNS, "raw", "content_hash", *ANSWER_COLUMNS)
+        self.conn.execute(
+            f"UPDATE posts SET {', '.join(sets)}, updated_at = ?, seq = coalesce(?, seq) "
+            "WHERE id = ?",
+            (*(row[name] for name in names), now, seq, post_id),
+        )
+
+    def _cluster_with_key(self, key: str | None, exclude: int = -1) -> int | None:
+        """The cluster of a stored post with the same exact-duplicate key, if any."""
+        if key is None:
+            return None
+        found = self.conn.execute(
+            "SELECT cluster_id FROM posts WHERE dedupe_key = ? AND id != ? "
+            "AND cluster_id IS NOT NULL LIMIT 1",
+            (key, exclude),
+        ).fetchone()
+        return found[0] if found else None
+
+    def _open_cluster(self, row: dict[str, Any], now: str) -> int:
+        """A new cluster whose only member (and canonical post) is ``row``."""
+        member = (
+            None,
+            row["platform"],
+            row["native_id"],
+            row["source_id"],
+            row["author_id"],
+            1,
+            row["published_at"] or now,
+            row["is_complaint"],
+            row["complaint_score"],
+            row["answered_at"],
+            row["topics"],
+            row["municipality"],
+        )
+        summary = _cluster_summary([member])
+        cur = self.conn.execute(
+            f"INSERT INTO clusters ({', '.join(summary)}, updated_at, seq) "
+            f"VALUES ({', '.join('?' * (len(summary) + 2))})",
+            (*summary.values(), now, self._next_seq()),
+        )
+        cluster_id = int(cur.lastrowid)  # type: ignore[arg-type]
+        self._stamped.add(("clusters", cluster_id))
+        return cluster_id
+
+    def _assign_cluster(
+        self, post_id: int, old: int | None, key: str | None, touched: set[int], now: str
+    ) -> None:
+        """Join the cluster holding the same exact text, else keep or open a cluster."""
+        target = self._cluster_with_key(key, exclude=post_id)
+        if target is None and old is not None:
+            others = self.conn.execute(
+                "SELECT count(*) FROM posts WHERE cluster_id = ? AND id != ?", (old, post_id)
+            ).fetchone()[0]
+            target = old if others == 0 else None
+        if target is None:
+            cur = self.conn.execute(
+                "INSERT INTO clusters (updated_at, seq) VALUES (?, ?)", (now, self._next_seq())
+            )
+            target = int(cur.lastrowid)  # type: ignore[arg-type]
+            self._stamped.add(("clusters", target))
+        if target != old:
+            self.conn.execute("UPDATE posts SET cluster_id = ? WHERE id = ?", (target, post_id))
+            if old is not None:
+                touched.add(old)
+        touched.add(target)
+
+    def _refresh_clusters(
+        self, cluster_ids: Iterable[int], now: str, edited: set[int] | frozenset = frozenset()
+    ) -> None:
+        """Recompute each cluster's summary; stamp seq on rows whose values changed.
+
+        Clusters in ``edited`` are stamped even when the summary is equal: their canonical
+        post's content changed, and the ``inbox`` view shows it.
+        """
+        for cluster_id in sorted(cluster_ids):
+            members = self.conn.execute(
+                "SELECT id, platform, native_id, source_id, author_id, is_canonical, "
+                "coalesce(published_at, first_seen_at) AS at, is_complaint, complaint_score, "
+                "answered_at, topics, municipality "
+                "FROM posts WHERE cluster_id = ? ORDER BY at, id",
+                (cluster_id,),
+            ).fetchall()
+            summary = _cluster_summary(members)
+            old = self.conn.execute(
+                f"SELECT {', '.join(summary)} FROM clusters WHERE cluster_id = ?", (cluster_id,)
+            ).fetchone()
+            if (
+                cluster_id not in edited
+                and old is not None
+                and tuple(old) == tuple(summary.values())
+            ):
+                continue
+            sets = ", ".join(f"{name} = ?" for name in summary)
+            self.conn.execute(
+                f"UPDATE clusters SET {sets}, updated_at = ?, seq = coalesce(?, seq) "
+                "WHERE cluster_id = ?",
+                (*summary.values(), now, self._stamp("clusters", cluster_id), cluster_id),
+            )
+            for member in members:
+                flag = int(member is members[0])
+                if member[5] != flag:
+                    self.conn.execute(
+                        "UPDATE posts SET is_canonical = ?, seq = coalesce(?, seq) WHERE id = ?",
+                        (flag, self._stamp("posts", member[0]), member[0]),
+                    )
+
+    # -- sources and runs -----------------------------------------------------------------
+    def _save_cursor(self, source_id: str, cursor: dict[str, Any], now: str) -> None:
+        self.conn.execute(
+            "INSERT INTO source_state (source_id, cursor, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (source_id) DO UPDATE SET cursor = excluded.cursor, "
+            "updated_at = excluded.updated_at",
+            (source_id, dumps(cursor), now),
+        )
+
+    def sync_sources(self, sources: Iterable[SourceConfig]) -> None:
+        now = now_text()
+        with self.transaction():
+            ids = []
+            for source in sources:
+                ids.append(source.id)
+                self.conn.execute(
+                    "INSERT INTO sources (source_id, type, platform, municipality, enabled, "
+                    "config, in_config, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?) "
+                    "ON CONFLICT (source_id) DO UPDATE SET type = excluded.type, "
+                    "platform = excluded.platform, municipality = excluded.municipality, "
+                    "enabled = excluded.enabled, config = excluded.config, in_config = 1, "
+                    "updated_at = excluded.updated_at",
+                    (
+                        source.id,
+                        source.type,
+                        source.platform,
+                        source.municipality,
+                        int(source.enabled),
+                        source.model_dump_json(),
+                        now,
+                    ),
+                )
+            marks = ", ".join("?" for _ in ids)
+            self.conn.execute(
+                f"UPDATE sources SET in_config = 0 WHERE source_id NOT IN ({marks})", ids
+            )
+
+    def start_run(self, source_id: str) -> int:
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO runs (source_id, started_at, status, pid) VALUES (?, ?, 'running', ?)",
+                (source_id, now_text(), os.getpid()),
+            )
+        return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def finish_run(self, run_id: int, record: RunRecord) -> None:
+        now = now_text()
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, new = ?, updated = ?, unchanged = ?, "
+                "invalid = ?, warnings = ?, error = ?, duration_seconds = ? WHERE run_id = ?",
+                (
+                    now, record.status, record.stored.new, record.stored.updated,
+                    record.stored.unchanged, record.invalid,
+                    dumps(record.warnings) if record.warnings else None,
+                    record.error, round(record.duration, 3), run_id,
+                ),
+            )  # fmt: skip
+            self.conn.execute(
+                "INSERT INTO source_state (source_id, updated_at) VALUES (?, ?) "
+                "ON CONFLICT (source_id) DO NOTHING",
+                (record.source_id, now),
+            )
+            if record.stored.new:
+                self.conn.execute(
+                    "UPDATE source_state SET last_new_at = ? WHERE source_id = ?",
+                    (now, record.source_id),
+                )
+            if record.status not in ("ok", "failed"):
+                return  # an interrupted run says nothing about the source's health
+            ok = record.status == "ok"
+            self.conn.execute(
+                "UPDATE source_state SET last_run_at = ?, last_status = ?, "
+                "last_success_at = CASE WHEN ? THEN ? ELSE last_success_at END, "
+                "consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures + 1 END, "
+                "last_error = CASE WHEN ? THEN NULL ELSE ? END, "
+                "gone = ?, updated_at = ? WHERE source_id = ?",
+                (
+                    now, record.status, ok, now, ok, ok, record.error, int(record.gone), now,
+                    record.source_id,
+                ),
+            )  # fmt: skip
+
+    def close_interrupted_runs(self) -> int:
+        with self.transaction():
+            cur = self.conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ?, "
+                "error = 'the run was stopped before it finished' WHERE status = 'running'",
+                (now_text(),),
+            )
+        return cur.rowcount
+
+    # -- reading --------------------------------------------------------------------------
+    def cursor(self, source_id: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT cursor FROM source_state WHERE source_id = ?", (source_id,)
+        ).fetchone()
+        return json.loads(row[0]) if row and row[0] else {}
+
+    def source_state(self, source_id: str) -> dict[str, Any] | None:
+        rows = list(self.db["source_state"].rows_where("source_id = ?", [source_id]))
+        return rows[0] if rows else None
+
+    def export(
+        self,
+        *,
+        table: str = "posts",
+        since_seq: int = 0,
+        complaints_only: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        if table not in EXPORT_TABLES:
+            raise InboxError(f"cannot export {table!r}: choose one of {', '.join(EXPORT_TABLES)}")
+        where = "seq > ?"
+        if complaints_only:
+            where += " AND coalesce(is_complaint, 1) = 1"
+            if table == "clusters":
+                where += " AND size > 0"
+        for row in self.db[table].rows_where(where, [since_seq], order_by="seq", limit=limit):
+            for name in INTERNAL_POST_COLUMNS:
+                row.pop(name, None)
+            yield decode_row(row)
+
+    def export_columns(self, table: str = "posts") -> list[str]:
+        if table not in EXPORT_TABLES:
+            raise InboxError(f"cannot export {table!r}: choose one of {', '.join(EXPORT_TABLES)}")
+        return [c for c in self.db[table].columns_dict if c not in INTERNAL_POST_COLUMNS]
+
+    def stats(self) -> dict[str, Any]:
+        def count(sql: str) -> int:
+            return self.conn.execute(sql).fetchone()[0]
+
+        result: dict[str, Any] = {
+            "posts": count("SELECT count(*) FROM posts"),
+            "clusters": count("SELECT count(*) FROM clusters WHERE size > 0"),
+            "clusters_repeated": count("SELECT count(*) FROM clusters WHERE size > 1"),
+            "last_seq": self.last_seq(),
+        }
+        for name, sql in STATS_QUERIES.items():
+            result[name] = [decode_row(row) for row in self.db.query(sql)]
+        return result
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+STATS_QUERIES = {
+    "by_source": """
+        SELECT p.source_id, p.platform, count(*) AS posts, max(p.published_at) AS newest,
+               s.last_status, s.last_run_at
+        FROM posts p LEFT JOIN source_state s ON s.source_id = p.source_id
+        GROUP BY p.source_id, p.platform ORDER BY p.source_id""",
+    "by_platform": "SELECT platform, count(*) AS posts FROM posts GROUP BY platform ORDER BY 1",
+    "by_day": """
+        SELECT substr(published_at, 1, 10) AS day, count(*) AS posts FROM posts
+        WHERE published_at IS NOT NULL GROUP BY day ORDER BY day DESC LIMIT 14""",
+    "largest_clusters": """
+        SELECT c.cluster_id, c.size, c.sources, p.title, substr(p.text, 1, 80) AS text
+        FROM clusters c JOIN posts p
+          ON p.platform = c.canonical_platform AND p.native_id = c.canonical_native_id
+        WHERE c.size > 1 ORDER BY c.size DESC, c.cluster_id LIMIT 5""",
+    "last_runs": """
+        SELECT source_id, started_at, status, new, updated, unchanged, error, duration_seconds
+        FROM runs ORDER BY run_id DESC LIMIT 10""",
+}
+
+
+def _cluster_summary(members: list[tuple]) -> dict[str, Any]:
+    if not members:
+        return {
+            "canonical_platform": None,
+            "canonical_native_id": None,
+            "size": 0,
+            "authors": 0,
+            "platforms": None,
+            "sources": None,
+            "first_seen": None,
+            "last_seen": None,
+            "topics": None,
+            "municipality": None,
+            "complaint_score": None,
+            "is_complaint": None,
+            "answered_at": None,
+        }
+    first = members[0]
+    flags = [m[7] for m in members if m[7] is not None]
+    scores = [m[8] for m in members if m[8] is not None]
+    answers = [m[9] for m in members if m[9] is not None]
+    return {
+        "canonical_platform": first[1],
+        "canonical_native_id": first[2],
+        "size": len(members),
+        "authors": len({m[4] for m in members if m[4]}),
+        "platforms": dumps(sorted({m[1] for m in members})),
+        "sources": dumps(sorted({m[3] for m in members})),
+        "first_seen": first[6],
+        "last_seen": members[-1][6],
+        "topics": first[10],
+        "municipality": next((m[11] for m in members if m[11]), None),
+        "complaint_score": max(scores) if scores else None,
+        "is_complaint": max(flags) if flags else None,
+        "answered_at": min(answers) if answers else None,
+    }
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our DDL strings)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
