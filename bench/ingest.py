@@ -98,9 +98,12 @@ def main() -> int:
 
     body = MOS_RSS.read_bytes()
     rounds = 300
-    timed("RSS parse + map (real mos.ru feed, 10 entries)", rounds * 10,
-          lambda: [parse_feed(body, "https://www.mos.ru/rss") for _ in range(rounds)],
-          unit="entries")
+    timed(
+        "RSS parse + map (real mos.ru feed, 10 entries)",
+        rounds * 10,
+        lambda: [parse_feed(body, "https://www.mos.ru/rss") for _ in range(rounds)],
+        unit="entries",
+    )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak memory (RSS): {peak:,.0f} MiB")
     return 0

@@ -371,17 +371,30 @@ def _resolve(args: argparse.Namespace) -> None:
     args.debug = getattr(args, "debug", False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def setup_logging(verbose: int, debug: bool) -> None:
     level = logging.WARNING
     if verbose == 1:
         level = logging.INFO
     elif verbose >= 2 or debug:
         level = logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setLevel(level)  # Scrapy resets its loggers' levels; the handler has the last word
     handler.setFormatter(logging.Formatter("glas: %(name)s: %(levelname)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
+    root.addHandler(handler)
     root.setLevel(level)
     # Scrapy's own chatter stays at warnings unless debugging.
     for name in ("scrapy", "twisted", "py.warnings"):

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -79,3 +80,50 @@ def glas(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+class Background:
+    """A `glas` command running in the background; always reaped when the test ends."""
+
+    def __init__(self, args: tuple[str, ...], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, str(REPO / "bin" / "glas"), *args],
+            cwd=cwd,
+            env=glas_env(cwd),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 30) -> None:
+        """Poll ``ready`` while the command keeps running; fail with ``what`` on timeout."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert self.process.poll() is None, (
+                f"glas ended early (exit {self.process.returncode}): {self.process.communicate()}"
+            )
+            assert time.monotonic() < deadline, f"timed out waiting: {what}"
+            time.sleep(0.05)
+
+    def finish(self, timeout: float = 30) -> tuple[int, str, str]:
+        out, err = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, err
+
+    def reap(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
+
+@pytest.fixture
+def start_glas(tmp_path: Path) -> Iterator[Callable[..., Background]]:
+    """Start `glas ARGS…` in the background in the test's directory."""
+    started: list[Background] = []
+
+    def start(*args: str) -> Background:
+        started.append(Background(args, tmp_path))
+        return started[-1]
+
+    yield start
+    for run in started:
+        run.reap()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.cli import main
 from crawler.config import Config, ConfigError, load_config
 from crawler.model import parse_duration
 from tests.conftest import FIXTURES, REPO
@@ -747,6 +748,21 @@ def test_malformed_file_gives_exact_messages(
 ) -> None:
     path = write_sources(text)
     assert problems(path) == [f"{path}:{line}" for line in expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [pytest.param(text, expected, id=name) for name, text, expected in MALFORMED],
+)
+def test_glas_check_prints_them_and_exits_2(
+    write_sources: Callable, capsys: pytest.CaptureFixture[str], text: str, expected: list[str]
+) -> None:
+    """The command's own entry point (in process): the same lines on stderr, status 2."""
+    path = write_sources(text)
+    assert main(["check", "--sources", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[: len(expected)] == [f"{path}:{line}" for line in expected]
+    assert "Traceback" not in "\n".join(err)
 
 
 @pytest.mark.parametrize("text", [pytest.param(t, id=name) for name, t, _ in MALFORMED])

@@ -9,14 +9,13 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, glas_env
+from tests.conftest import Background
 from tests.replay import ReplayServer
 from tests.test_run_e2e import make_rss
 
@@ -41,6 +40,7 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
     replay: ReplayServer,
     write_sources: Callable[[str], Path],
     glas: Callable[..., subprocess.CompletedProcess[str]],
+    start_glas: Callable[..., Background],
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "inbox.db"
@@ -56,27 +56,12 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
             url: {replay.url}/feed/1.xml
             max_pages: 5
     """)
-    victim = subprocess.Popen(
-        [sys.executable, str(REPO / "bin" / "glas"), "run"],
-        cwd=tmp_path,
-        env=glas_env(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while count(db, "SELECT count(*) FROM posts") < PAGE:
-            assert victim.poll() is None, f"the run ended early (exit {victim.returncode})"
-            assert time.monotonic() < deadline, "page 1 was never committed"
-            time.sleep(0.05)
-        assert replay.hits("/feed/2.xml") <= 1
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-            victim.wait()
-    assert victim.returncode == -signal.SIGKILL
+    victim = start_glas("run")
+    victim.wait_until(lambda: count(db, "SELECT count(*) FROM posts") >= PAGE, "page 1 committed")
+    assert replay.hits("/feed/2.xml") <= 1
+    victim.process.send_signal(signal.SIGKILL)
+    victim.process.wait(timeout=10)
+    assert victim.process.returncode == -signal.SIGKILL
     assert count(db, "SELECT count(*) FROM posts") == PAGE  # page 2 never arrived
     assert count(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 1
 
@@ -106,6 +91,7 @@ def test_sigterm_marks_the_run_interrupted_without_hurting_source_health(
     replay: ReplayServer,
     write_sources: Callable[[str], Path],
     glas: Callable[..., subprocess.CompletedProcess[str]],
+    start_glas: Callable[..., Background],
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "inbox.db"
@@ -121,31 +107,19 @@ def test_sigterm_marks_the_run_interrupted_without_hurting_source_health(
             type: rss
             url: {replay.url}/stuck.xml
     """)
-    run = subprocess.Popen(
-        [sys.executable, str(REPO / "bin" / "glas"), "run"],
-        cwd=tmp_path,
-        env=glas_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    run = start_glas("run")
+    run.wait_until(
+        lambda: (
+            count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") >= 1
+            and replay.hits("/stuck.xml") > 0
+        ),
+        "the quick source done and the stuck one fetching",
     )
-    try:
-        deadline = time.monotonic() + 30
-        while count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") < 1 or not replay.hits(
-            "/stuck.xml"
-        ):
-            assert run.poll() is None, run.communicate()
-            assert time.monotonic() < deadline, "the run never got going"
-            time.sleep(0.05)
-        run.send_signal(signal.SIGTERM)  # Scrapy: stop gracefully (waits for the download) ...
-        time.sleep(0.3)
-        run.send_signal(signal.SIGTERM)  # ... and a second signal stops at once
-        out, err = run.communicate(timeout=20)
-    finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert run.returncode == 1
+    run.process.send_signal(signal.SIGTERM)  # Scrapy: stop gracefully (waits for the download) ...
+    time.sleep(0.3)
+    run.process.send_signal(signal.SIGTERM)  # ... and a second signal stops at once
+    code, out, err = run.finish(timeout=20)
+    assert code == 1
     assert "1 ok, 0 failed, 1 interrupted" in out and "(interrupted: stuck)" in out
     assert err.startswith("glas: stuck: interrupted before it finished")
     assert "Traceback" not in out + err

@@ -265,3 +265,14 @@ def test_glas_db_from_environment(glas: Glas, tmp_path: Path, env_first: bool) -
     args = ("import", "a.jsonl") if env_first else ("import", "a.jsonl", "--db", "opt.db")
     assert glas(*args, env=env).returncode == 0
     assert (tmp_path / ("env.db" if env_first else "opt.db")).exists()
+
+
+def test_import_rows_are_the_post_shape() -> None:
+    """Every importable field is a Post field: the import contract cannot drift from the model."""
+    from crawler.importer import IGNORED, ImportRow
+    from crawler.model import POST_FIELDS
+
+    assert set(ImportRow.model_fields) <= set(POST_FIELDS)
+    computed = {"dedupe_key", "cluster_id", "is_canonical"}
+    assert set(POST_FIELDS) - set(ImportRow.model_fields) == computed
+    assert computed <= set(IGNORED)

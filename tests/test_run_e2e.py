@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO, glas_env, shared
+from tests.conftest import FIXTURES, Background, shared
 from tests.replay import ReplayServer
 
 pytestmark = pytest.mark.slow
@@ -417,7 +416,12 @@ def test_source_option_runs_only_that_source(
 
 
 def test_lock_stops_a_second_run_while_the_first_goes_on(
-    replay: ReplayServer, write_sources: Callable[[str], Path], glas: Glas, db: Path, tmp_path: Path
+    replay: ReplayServer,
+    write_sources: Callable[[str], Path],
+    glas: Glas,
+    start_glas: Callable[..., Background],
+    db: Path,
+    tmp_path: Path,
 ) -> None:
     replay.route("/slow.xml", make_rss("slow", 2))
     replay.fault("/slow.xml", delay=4, times=1)
@@ -427,32 +431,16 @@ def test_lock_stops_a_second_run_while_the_first_goes_on(
             type: rss
             url: {replay.url}/slow.xml
     """)
-    first = subprocess.Popen(
-        [sys.executable, str(REPO / "bin" / "glas"), "run"],
-        cwd=tmp_path,
-        env=glas_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while replay.hits("/slow.xml") == 0:  # the first run holds the lock and waits on the feed
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first run never fetched the feed"
-            time.sleep(0.05)
-        second = glas("run")
-        assert second.returncode == 1
-        lock = tmp_path / "inbox.db.lock"
-        assert lines(second.stderr) == [
-            f"glas: another glas run holds {lock} (pid {first.pid}); this run was skipped"
-        ]
-        out, err = first.communicate(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-            first.wait()
-    assert first.returncode == 0, err
+    first = start_glas("run")
+    first.wait_until(lambda: replay.hits("/slow.xml") > 0, "the first run fetching the feed")
+    second = glas("run")  # the first run holds the lock and waits on the feed
+    assert second.returncode == 1
+    lock = tmp_path / "inbox.db.lock"
+    assert lines(second.stderr) == [
+        f"glas: another glas run holds {lock} (pid {first.process.pid}); this run was skipped"
+    ]
+    code, out, err = first.finish()
+    assert code == 0, err
     assert "2 new" in out
     assert [r["status"] for r in runs(db, "slow")] == ["ok"]
     assert scalar(db, "SELECT count(*) FROM posts") == 2
