@@ -9,45 +9,36 @@ fields. Every problem is reported at once, sorted by line.
 
 from __future__ import annotations
 
-import difflib
-import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Union
 
 from pydantic import Field, ValidationError, create_model, field_validator
 
-from crawler.model import Schedule, SourceConfig, Strict, check_timezone
+from crawler.config_messages import (
+    EXPECTED,
+    close_match,
+    describe,
+    dotted,
+    is_union_tag,
+    known_keys,
+    pydantic_message,
+    unknown_key_message,
+    unknown_value_message,
+    wrong_type_message,
+)
+from crawler.model import Schedule, SourceConfig, Strict
+from crawler.validators import check_timezone
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
 from spiders import source_types
 
 __all__ = ["Config", "ConfigError", "check_timezone", "json_schema", "load_config"]
 
 DEFAULT_USER_AGENT = "Glas/0.1 (harvester of a regional management centre; set defaults.user_agent)"
-SECRET_WORDS = ("token", "password", "passwd", "api_hash", "secret", "session", "access_key")
 TOP_LEVEL_KEYS = ("defaults", "sources", "official_accounts")
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
 INHERITED = ("schedule", "timezone", "timeout")  # what a source takes from defaults
-ID_RULE = (
-    "letters, digits, '-', '_' and '.' only, starting with a letter or digit, at most 80 characters"
-)
 HELP = "see `glas schema` and the README"
-
-# pydantic error types that mean "wrong kind of value" → what was expected.
-_EXPECTED = {
-    "string_type": "text",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-}
 
 
 class ConfigError(Exception):
@@ -175,13 +166,13 @@ class _Checker:
             return None
         if not isinstance(data, dict):
             self.error(
-                (), "file", f"expected 'sources:' and other keys at the top, found {_kind(data)}"
+                (), "file", f"expected 'sources:' and other keys at the top, found {describe(data)}"
             )
             return None
         for key in data:
             if key in TOP_LEVEL_KEYS or str(key).startswith(EXTENSION_PREFIX):
                 continue
-            message = _unknown_key(key, TOP_LEVEL_KEYS)
+            message = unknown_key_message(key, TOP_LEVEL_KEYS)
             if "did you mean" not in message and "secrets" not in message:
                 message = (
                     f"unknown key '{key}' (allowed: {', '.join(TOP_LEVEL_KEYS)}, "
@@ -202,7 +193,7 @@ class _Checker:
             self.error(
                 ("sources",),
                 "sources",
-                f"expected a list of sources ('- id: …' items), found {_kind(raw_sources)}",
+                f"expected a list of sources ('- id: …' items), found {describe(raw_sources)}",
             )
             return None
         sources: list[SourceConfig] = []
@@ -232,7 +223,9 @@ class _Checker:
         if value is None or self.doc.is_broken((key,)):
             return None
         if not isinstance(value, dict):
-            self.error((key,), key, f"expected a mapping (key: value lines), found {_kind(value)}")
+            self.error(
+                (key,), key, f"expected a mapping (key: value lines), found {describe(value)}"
+            )
             return None
         try:
             return model.model_validate(value)
@@ -250,7 +243,7 @@ class _Checker:
                     path,
                     label,
                     f"expected a source (a mapping with 'id', 'type' and its options), "
-                    f"found {_kind(entry)}",
+                    f"found {describe(entry)}",
                 )
             return None
         types = source_types()
@@ -265,13 +258,16 @@ class _Checker:
             self.error(
                 (*path, "type"),
                 label,
-                f"'type' must be one of: {', '.join(types)}; found {_kind(kind)}",
+                f"'type' must be one of: {', '.join(types)}; found {describe(kind)}",
                 at_value=True,
             )
             return None
         if kind.strip() not in types:
             self.error(
-                (*path, "type"), label, _unknown_value("type", kind, list(types)), at_value=True
+                (*path, "type"),
+                label,
+                unknown_value_message("type", kind, list(types)),
+                at_value=True,
             )
             return None
         model = types[kind.strip()].options
@@ -290,8 +286,8 @@ class _Checker:
         grouped: dict[tuple, list[dict[str, Any]]] = {}
         for err in exc.errors():
             raw = tuple(err["loc"])
-            loc = tuple(part for part in raw[:-1] if not _is_union_tag(part))
-            if raw and (err["type"] == "extra_forbidden" or not _is_union_tag(raw[-1])):
+            loc = tuple(part for part in raw[:-1] if not is_union_tag(part))
+            if raw and (err["type"] == "extra_forbidden" or not is_union_tag(raw[-1])):
                 loc += raw[-1:]
             grouped.setdefault(loc, []).append(err)
         # An unknown key that is a typo of a missing field ('urll' for 'url') is one mistake:
@@ -299,7 +295,7 @@ class _Checker:
         typo_of: set[tuple] = set()
         for loc, errs in grouped.items():
             if errs[0]["type"] == "extra_forbidden":
-                close = _close_match(loc[-1], _known_keys(model, loc[:-1]))
+                close = close_match(loc[-1], known_keys(model, loc[:-1]))
                 if close:
                     typo_of.add((*loc[:-1], close))
         for loc, errs in grouped.items():
@@ -308,183 +304,29 @@ class _Checker:
                 continue  # the YAML problem there is already reported
             kind = errs[0]["type"]
             if kind == "extra_forbidden":
-                prefix = _dotted(loc[:-1])
-                message = _unknown_key(loc[-1], _known_keys(model, loc[:-1]), prefix=prefix)
+                prefix = dotted(loc[:-1])
+                message = unknown_key_message(loc[-1], known_keys(model, loc[:-1]), prefix=prefix)
                 self.error(where, label, message)
             elif kind == "missing":
                 if loc not in typo_of:
-                    self.error(where, label, f"missing required field '{_dotted(loc)}'")
-            elif all(err["type"] in _EXPECTED for err in errs):
-                expected = " or ".join(dict.fromkeys(_EXPECTED[err["type"]] for err in errs))
+                    self.error(where, label, f"missing required field '{dotted(loc)}'")
+            elif all(err["type"] in EXPECTED for err in errs):
+                expected = " or ".join(dict.fromkeys(EXPECTED[err["type"]] for err in errs))
                 self.error(
                     where,
                     label,
-                    _wrong_type(_dotted(loc), expected, errs[0]["input"]),
+                    wrong_type_message(dotted(loc), expected, errs[0]["input"]),
                     **_at(where, self.doc),
                 )
             else:
                 for err in errs:
-                    if err["type"] not in _EXPECTED:
-                        self.error(where, label, _message(loc, err), **_at(where, self.doc))
+                    if err["type"] not in EXPECTED:
+                        self.error(where, label, pydantic_message(loc, err), **_at(where, self.doc))
 
 
 def _at(path: Path_, doc: YamlDocument) -> dict[str, bool]:
     """Point at the value when it is a scalar (it may sit on its own line), else at the key."""
     return {"at_value": tuple(path) in doc.value_lines}
-
-
-def _message(loc: tuple, err: dict[str, Any]) -> str:
-    field = _dotted(loc)
-    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    name = f"'{field}'" if field else "this"
-    if kind == "value_error":
-        text = str(err["msg"]).removeprefix("Value error, ")
-        if not field or text.startswith(f"{loc[-1]} "):  # the message names the field itself
-            return text
-        return f"'{field}': {text}"
-    limits = {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in ctx.items()}
-    if kind == "greater_than":
-        return f"{name} must be greater than {limits.get('gt')}, found {_shown(value)}"
-    if kind == "greater_than_equal":
-        return f"{name} must be at least {limits.get('ge')}, found {_shown(value)}"
-    if kind == "less_than":
-        return f"{name} must be less than {limits.get('lt')}, found {_shown(value)}"
-    if kind == "less_than_equal":
-        return f"{name} must be at most {limits.get('le')}, found {_shown(value)}"
-    if kind == "string_pattern_mismatch":
-        if value == "":
-            return f"{name} is empty"
-        if loc and loc[-1] == "id":
-            return f"'id' must be {ID_RULE}; found {_shown(value)}"
-        return f"{name} must match {ctx.get('pattern')}, found {_shown(value)}"
-    if kind == "string_too_long":
-        return f"{name} is too long (at most {ctx.get('max_length')} characters)"
-    if kind == "string_too_short":
-        return f"{name} is empty"
-    text = str(err["msg"])
-    return f"{name}: {text[:1].lower()}{text[1:]}, found {_shown(value)}"
-
-
-def _wrong_type(field: str, expected: str, value: Any) -> str:
-    if value is None:
-        return f"'{field}' is empty: expected {expected}"
-    message = f"'{field}' must be {expected}, found {_shown(value)}"
-    if expected == "text" and isinstance(value, int | float | bool | date):
-        message += f': put it in quotes ({field.rsplit(".", 1)[-1]}: "{_plain(value)}")'
-    return message
-
-
-def _plain(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _shown(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, date):
-        return f"the date {value.isoformat()}"
-    return _kind(value)
-
-
-def _dotted(loc: tuple) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def _is_union_tag(part: Any) -> bool:
-    """Whether a part of an error's location names a union member or validator, not a field
-    (field names are identifiers; pydantic's tags are like 'int', 'constrained-str')."""
-    return isinstance(part, str) and (
-        not part.isidentifier() or part in ("int", "str", "float", "bool", "list", "dict")
-    )
-
-
-def _known_keys(model: type, loc: tuple) -> list[str]:
-    parent = _model_at(model, loc)
-    return list(parent.model_fields) if parent else []
-
-
-def _model_at(model: type, loc: tuple) -> type | None:
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
-            return None
-        annotation = fields[part].annotation
-        args = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)]
-        found = next((a for a in [annotation, *args] if hasattr(a, "model_fields")), None)
-        if found is None:
-            return None
-        model = found
-    return model
-
-
-def _close_match(key: Any, known: list[str] | tuple[str, ...]) -> str | None:
-    words = [str(k) for k in known]
-    lowered = {w.lower(): w for w in words}
-    if str(key).lower() in lowered:
-        return lowered[str(key).lower()]
-    close = difflib.get_close_matches(str(key), words, n=1)
-    return close[0] if close else None
-
-
-def _looks_secret(key: Any) -> bool:
-    text = str(key).lower()
-    return not text.endswith("_env") and any(word in text for word in SECRET_WORDS)
-
-
-def _unknown_key(key: Any, known: list[str] | tuple[str, ...], prefix: str = "") -> str:
-    where = f" in '{prefix}'" if prefix else ""
-    message = f"unknown key '{key}'{where}"
-    if _looks_secret(key):
-        env_keys = [k for k in known if str(k).endswith("_env")]
-        if env_keys:
-            return (
-                f"{message}: secrets never go in sources.yaml; put it in an environment variable "
-                f"and name the variable here ({env_keys[0]}: VARIABLE_NAME)"
-            )
-        return (
-            f"{message}: secrets never go in sources.yaml; keep them in environment variables "
-            "(a source type that needs a token has a key naming its variable, "
-            "e.g. token_env: VK_TOKEN)"
-        )
-    close = _close_match(key, known)
-    if close:
-        return f"{message}; did you mean '{close}'?"
-    if known:
-        return f"{message} (allowed: {', '.join(str(k) for k in known)})"
-    return message
-
-
-def _unknown_value(field: str, value: Any, known: list[str]) -> str:
-    message = f"unknown {field} '{value}' (known: {', '.join(known)})"
-    close = _close_match(value, known)
-    return f"{message}; did you mean '{close}'?" if close else message
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f"the text {json.dumps(value, ensure_ascii=False)}"
-    return _shown(value)
 
 
 def json_schema() -> dict[str, Any]:

@@ -16,7 +16,7 @@ import pytest
 
 from crawler.cli import main
 from crawler.config import Config, ConfigError, load_config
-from crawler.model import parse_duration
+from crawler.validators import parse_duration
 from tests.conftest import FIXTURES, REPO
 
 SOURCES = FIXTURES / "sources"
