@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -192,5 +192,3 @@ class SourceConfig(Strict):
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else check_timezone(value)
 
-
-Kind = Literal["post", "comment"]
