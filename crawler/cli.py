@@ -170,12 +170,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from storage import open_inbox, sqlite_path
-    from storage.sqlite import SqliteInbox
+    from storage import open_inbox
 
-    path = sqlite_path(args.db)
-    inbox = SqliteInbox(path, check_schema=False) if path is not None else open_inbox(args.db)
-    with inbox:
+    with open_inbox(args.db, check_schema=False) as inbox:
         before = inbox.schema_version()
         applied = inbox.upgrade()
         after = inbox.schema_version()

@@ -74,12 +74,9 @@ class Checkpoint:
     """Yielded by a collector: every Post yielded before it is covered by ``cursor``.
 
     The pipeline stores the cursor in the same transaction as those posts (invariant 2).
-    ``final`` marks the end of a run (for example an ETag that is valid only once every
-    page of the feed is stored).
     """
 
     cursor: dict[str, Any]
-    final: bool = False
 
 
 @dataclass(slots=True)
@@ -191,4 +188,3 @@ class SourceConfig(Strict):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else check_timezone(value)
-

@@ -86,6 +86,7 @@ class Ingest:
             posts = stage(posts)
         if posts or cursor is not None or self.title:
             self.stored += self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
+            self.title = None  # stored: later batches need not send it again
         if cursor is not None:
             self.checkpoints += 1
 

@@ -163,6 +163,9 @@ class Spider(GlasSpider):
     handle_httpstatus_list: ClassVar[list[int]] = [304]
 
     async def start(self) -> Any:
+        self.fresh: dict[str, str | None] = {}  # validators of page 1, saved with the last page
+        self.pages_seen: set[str] = {self.options.url}
+        self.newest: datetime | None = None
         headers = {}
         if self.cursor.get("etag"):
             headers["If-None-Match"] = self.cursor["etag"]
@@ -174,14 +177,13 @@ class Spider(GlasSpider):
 
     def parse_page(self, response: Any, page: int) -> Iterator[Any]:
         if response.status == 304:
-            yield Checkpoint(self.cursor, final=True)
+            yield Checkpoint(self.cursor)
             return
         if page == 1:
             self.fresh = {
                 "etag": _header(response, b"ETag"),
                 "modified": _header(response, b"Last-Modified"),
             }
-            self.pages_seen = {self.options.url}
         self.pages_seen.add(response.url)
         feed = parse_feed(response.body, response.url, _header(response, b"Content-Type"))
         if not feed.is_feed:
@@ -202,7 +204,7 @@ class Spider(GlasSpider):
         dates = [p.published_at for p in feed.posts if p.published_at]
         newest = max(dates, default=None)
         known = self.cursor.get("newest")
-        self.newest = max(filter(None, [getattr(self, "newest", None), newest]), default=None)
+        self.newest = max(filter(None, [self.newest, newest]), default=None)
         reached_known = bool(known and newest and newest.isoformat() <= known)
         # A next link back to a page already read (a loop) ends the feed: Scrapy's duplicate
         # filter would drop the request silently and the final checkpoint would never come.
@@ -214,8 +216,7 @@ class Spider(GlasSpider):
             return
         newest_text = self.newest.isoformat() if self.newest else None
         yield Checkpoint(
-            {**self.fresh, "newest": max(filter(None, [newest_text, known]), default=None)},
-            final=True,
+            {**self.fresh, "newest": max(filter(None, [newest_text, known]), default=None)}
         )
 
 

@@ -22,11 +22,14 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url)
 
 
-def open_inbox(url: str, *, create: bool = True) -> Inbox:
-    """Open the inbox at ``url`` (a file path, ``sqlite:///path`` or ``postgresql://…``)."""
+def open_inbox(url: str, *, create: bool = True, check_schema: bool = True) -> Inbox:
+    """Open the inbox at ``url`` (a file path, ``sqlite:///path`` or ``postgresql://…``).
+
+    ``check_schema=False`` opens an inbox of another schema version (for ``glas db upgrade``).
+    """
     path = sqlite_path(url)
     if path is None:
         raise InboxError("the PostgreSQL backend is not built yet: use a SQLite file for now")
     from storage.sqlite import SqliteInbox
 
-    return SqliteInbox(path, create=create)
+    return SqliteInbox(path, create=create, check_schema=check_schema)

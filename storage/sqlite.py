@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlite_utils
 
@@ -229,19 +229,11 @@ class SqliteInbox(Inbox):
 
     def _open_cluster(self, row: dict[str, Any], now: str) -> int:
         """A new cluster whose only member (and canonical post) is ``row``."""
-        member = (
-            None,
-            row["platform"],
-            row["native_id"],
-            row["source_id"],
-            row["author_id"],
-            1,
-            row["published_at"] or now,
-            row["is_complaint"],
-            row["complaint_score"],
-            row["answered_at"],
-            row["topics"],
-            row["municipality"],
+        member = Member(
+            **{name: row[name] for name in Member._fields if name in row},
+            id=None,
+            is_canonical=1,
+            at=row["published_at"] or now,
         )
         summary = _cluster_summary([member])
         cur = self.conn.execute(
@@ -284,13 +276,10 @@ class SqliteInbox(Inbox):
         post's content changed, and the ``inbox`` view shows it.
         """
         for cluster_id in sorted(cluster_ids):
-            members = self.conn.execute(
-                "SELECT id, platform, native_id, source_id, author_id, is_canonical, "
-                "coalesce(published_at, first_seen_at) AS at, is_complaint, complaint_score, "
-                "answered_at, topics, municipality "
-                "FROM posts WHERE cluster_id = ? ORDER BY at, id",
-                (cluster_id,),
-            ).fetchall()
+            members = [
+                Member(*values)
+                for values in self.conn.execute(MEMBERS_QUERY, (cluster_id,)).fetchall()
+            ]
             summary = _cluster_summary(members)
             old = self.conn.execute(
                 f"SELECT {', '.join(summary)} FROM clusters WHERE cluster_id = ?", (cluster_id,)
@@ -309,10 +298,10 @@ class SqliteInbox(Inbox):
             )
             for member in members:
                 flag = int(member is members[0])
-                if member[5] != flag:
+                if member.is_canonical != flag:
                     self.conn.execute(
                         "UPDATE posts SET is_canonical = ?, seq = coalesce(?, seq) WHERE id = ?",
-                        (flag, self._stamp("posts", member[0]), member[0]),
+                        (flag, self._stamp("posts", member.id), member.id),
                     )
 
     # -- sources and runs -----------------------------------------------------------------
@@ -482,7 +471,31 @@ STATS_QUERIES = {
 }
 
 
-def _cluster_summary(members: list[tuple]) -> dict[str, Any]:
+class Member(NamedTuple):
+    """What a cluster's summary needs of one of its posts."""
+
+    id: int | None
+    platform: str
+    native_id: str
+    source_id: str
+    author_id: str | None
+    is_canonical: int | None
+    at: str  # published_at, else first_seen_at
+    is_complaint: int | None
+    complaint_score: float | None
+    answered_at: str | None
+    topics: str | None
+    municipality: str | None
+
+
+_MEMBER_COLUMNS = {"at": "coalesce(published_at, first_seen_at) AS at"}
+MEMBERS_QUERY = (
+    f"SELECT {', '.join(_MEMBER_COLUMNS.get(f, f) for f in Member._fields)} "
+    "FROM posts WHERE cluster_id = ? ORDER BY at, id"
+)
+
+
+def _cluster_summary(members: list[Member]) -> dict[str, Any]:
     if not members:
         return {
             "canonical_platform": None,
@@ -500,20 +513,20 @@ def _cluster_summary(members: list[tuple]) -> dict[str, Any]:
             "answered_at": None,
         }
     first = members[0]
-    flags = [m[7] for m in members if m[7] is not None]
-    scores = [m[8] for m in members if m[8] is not None]
-    answers = [m[9] for m in members if m[9] is not None]
+    flags = [m.is_complaint for m in members if m.is_complaint is not None]
+    scores = [m.complaint_score for m in members if m.complaint_score is not None]
+    answers = [m.answered_at for m in members if m.answered_at is not None]
     return {
-        "canonical_platform": first[1],
-        "canonical_native_id": first[2],
+        "canonical_platform": first.platform,
+        "canonical_native_id": first.native_id,
         "size": len(members),
-        "authors": len({m[4] for m in members if m[4]}),
-        "platforms": dumps(sorted({m[1] for m in members})),
-        "sources": dumps(sorted({m[3] for m in members})),
-        "first_seen": first[6],
-        "last_seen": members[-1][6],
-        "topics": first[10],
-        "municipality": next((m[11] for m in members if m[11]), None),
+        "authors": len({m.author_id for m in members if m.author_id}),
+        "platforms": dumps(sorted({m.platform for m in members})),
+        "sources": dumps(sorted({m.source_id for m in members})),
+        "first_seen": first.at,
+        "last_seen": members[-1].at,
+        "topics": first.topics,
+        "municipality": next((m.municipality for m in members if m.municipality), None),
         "complaint_score": max(scores) if scores else None,
         "is_complaint": max(flags) if flags else None,
         "answered_at": min(answers) if answers else None,
