@@ -28,13 +28,16 @@ from crawler.config_messages import (
     wrong_type_message,
 )
 from crawler.model import Schedule, SourceConfig, Strict
-from crawler.validators import check_timezone
+from crawler.validators import Duration, check_timezone, duration_field
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
 from spiders import source_types
 
 __all__ = ["Config", "ConfigError", "check_timezone", "json_schema", "load_config"]
 
-DEFAULT_USER_AGENT = "Glas/0.1 (harvester of a regional management centre; set defaults.user_agent)"
+PRODUCT = "Glas/0.1"
+DEFAULT_USER_AGENT = (
+    f"{PRODUCT} (harvester of a regional management centre; operator: set defaults.contact)"
+)
 TOP_LEVEL_KEYS = ("defaults", "sources", "official_accounts")
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
 INHERITED = ("schedule", "timezone", "timeout")  # what a source takes from defaults
@@ -58,7 +61,30 @@ class Defaults(Strict):
     )
     timezone: str = Field("Europe/Moscow", description="IANA zone for times without an offset.")
     timeout: float = Field(30.0, gt=0, description="Seconds before a request is abandoned.")
-    user_agent: str = Field(DEFAULT_USER_AGENT, description="User-Agent header of web requests.")
+    user_agent: str | None = Field(
+        None,
+        description="User-Agent header of web requests; by default names Glas and `contact`.",
+    )
+    contact: str | None = Field(
+        None,
+        description="URL or e-mail where site owners can reach the operator; shown in the "
+        "User-Agent.",
+    )
+    request_delay: Duration = Field(
+        timedelta(seconds=1),
+        description="Least delay between two requests to one website (AutoThrottle adapts "
+        "upwards from it).",
+    )
+    retry_backoff: Duration = Field(
+        timedelta(seconds=2),
+        description="Wait before the first retry of a 5xx/429 answer, doubled on each further "
+        "retry; a Retry-After header takes precedence.",
+    )
+    vk_api_url: str | None = Field(
+        None,
+        description="Base address of a VK-compatible API (default VK's own); GLAS_VK_API_URL "
+        "in the environment overrides it.",
+    )
     batch_size: int = Field(
         200, ge=1, le=10000, description="Posts stored (and committed) per transaction."
     )
@@ -68,6 +94,27 @@ class Defaults(Strict):
     @classmethod
     def _zone(cls, value: str) -> str:
         return check_timezone(value)
+
+    @field_validator("request_delay", "retry_backoff", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return duration_field(value)
+
+    @field_validator("vk_api_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"vk_api_url must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/") if value else value
+
+    @property
+    def web_user_agent(self) -> str:
+        """The User-Agent of web requests: ``user_agent`` as given, else Glas and the contact."""
+        if self.user_agent:
+            return self.user_agent
+        if self.contact:
+            return f"{PRODUCT} (+{self.contact}; harvester of a regional management centre)"
+        return DEFAULT_USER_AGENT
 
 
 class OfficialAccounts(Strict):

@@ -69,6 +69,7 @@ class ImportRow(BaseModel):
     answered_at: datetime | None = None
     answered_by: str | None = None
     response_seconds: int | None = Field(None, ge=0)
+    deleted_at: datetime | None = None  # set: the post is recorded as deleted
 
     @field_validator("native_id", "author_id", "parent", "repost_of", mode="before")
     @classmethod
@@ -76,7 +77,10 @@ class ImportRow(BaseModel):
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     def to_post(self) -> Post:
-        return Post(**{**self.model_dump(), "source_id": self.source_id or ""})
+        fields = self.model_dump(exclude={"deleted_at"})
+        return Post(
+            **{**fields, "source_id": self.source_id or "", "deleted": self.deleted_at is not None}
+        )
 
 
 def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:

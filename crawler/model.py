@@ -46,6 +46,9 @@ class Post:
     geo: dict[str, float] | None = None
     repost_of: str | None = None
     raw: dict[str, Any] | None = None
+    # The platform says the item was deleted: storage keeps what was collected before and
+    # stamps ``deleted_at``; it is never dropped silently.
+    deleted: bool = False
     # Added by the pipeline.
     dedupe_key: str | None = None
     cluster_id: int | None = None

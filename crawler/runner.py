@@ -7,11 +7,12 @@ never stops the others. Scrapy sources share this process's one reactor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from crawler.config import Config
 from crawler.model import SourceConfig, SourceError
@@ -91,57 +92,134 @@ def run_sources(
     types = source_types()
     officials = config.official_accounts.model_dump()
     scrapy_jobs: list[SpiderJob] = []
+    plain: dict[str, list[Collection]] = {}
     for source in sources:
         collection = Collection(
             source=source,
             cursor=inbox.cursor(source.id),
-            user_agent=config.defaults.user_agent,
+            user_agent=config.defaults.web_user_agent,
             retries=config.defaults.retries,
             official_accounts=officials,
+            defaults=config.defaults,
         )
-        ingest = Ingest(inbox, source, batch_size=config.defaults.batch_size)
-        run_id = inbox.start_run(source.id)
-        started = time.monotonic()
-        reporter.started(source)
-
-        def done(
-            collection: Collection = collection,
-            ingest: Ingest = ingest,
-            run_id: int = run_id,
-            started: float = started,
-            interrupted: bool = False,
-        ) -> None:
-            status = "failed" if collection.error else "interrupted" if interrupted else "ok"
-            record = RunRecord(
-                source_id=collection.source.id,
-                status=status,
-                stored=ingest.stored,
-                invalid=ingest.invalid,
-                warnings=collection.warnings + ingest.warnings,
-                error=collection.error,
-                gone=collection.gone,
-                duration=time.monotonic() - started,
-            )
-            inbox.finish_run(run_id, record)  # an interrupted one leaves the source's health
-            summary.records.append(record)
-            reporter.finished(record)
-
-        module = types[source.type].module
         if types[source.type].uses_scrapy:
-            scrapy_jobs.append(
-                SpiderJob(
-                    module.Spider,
-                    collection,
-                    ingest,
-                    lambda job, d=done: d(interrupted=job.interrupted),
-                )
-            )
+            scrapy_jobs.append(_spider_job(config, inbox, collection, reporter, summary))
         else:
-            _collect_plain(module, collection, ingest)
-            done()
+            plain.setdefault(source.type, []).append(collection)
+    for type_name, collections in plain.items():
+        _collect_type(types[type_name].module, collections, config, inbox, reporter, summary)
     run_spiders(scrapy_jobs)
     summary.duration = time.monotonic() - began
     return summary
+
+
+class _Tracked:
+    """One source's collection in progress: its run row, ingest and timing."""
+
+    def __init__(
+        self,
+        config: Config,
+        inbox: Inbox,
+        collection: Collection,
+        reporter: Reporter,
+        summary: RunSummary,
+    ) -> None:
+        self.inbox = inbox
+        self.collection = collection
+        self.reporter = reporter
+        self.summary = summary
+        self.ingest = Ingest(inbox, collection.source, batch_size=config.defaults.batch_size)
+        self.run_id = inbox.start_run(collection.source.id)
+        self.started = time.monotonic()
+        reporter.started(collection.source)
+
+    def done(self, interrupted: bool = False) -> None:
+        collection = self.collection
+        status = "failed" if collection.error else "interrupted" if interrupted else "ok"
+        record = RunRecord(
+            source_id=collection.source.id,
+            status=status,
+            stored=self.ingest.stored,
+            invalid=self.ingest.invalid,
+            warnings=collection.warnings + self.ingest.warnings,
+            error=collection.error,
+            gone=collection.gone,
+            duration=time.monotonic() - self.started,
+        )
+        self.inbox.finish_run(self.run_id, record)  # an interrupted one leaves the health
+        self.summary.records.append(record)
+        self.reporter.finished(record)
+
+
+def _spider_job(
+    config: Config,
+    inbox: Inbox,
+    collection: Collection,
+    reporter: Reporter,
+    summary: RunSummary,
+) -> SpiderJob:
+    tracked = _Tracked(config, inbox, collection, reporter, summary)
+    module = source_types()[collection.source.type].module
+    return SpiderJob(
+        module.Spider,
+        collection,
+        tracked.ingest,
+        lambda job: tracked.done(interrupted=job.interrupted),
+    )
+
+
+def _collect_type(
+    module: object,
+    collections: list[Collection],
+    config: Config,
+    inbox: Inbox,
+    reporter: Reporter,
+    summary: RunSummary,
+) -> None:
+    """Collect every source of one API type, inside the type's shared session if it has one."""
+    opener = getattr(module, "open_session", None)
+    name = getattr(module, "__name__", "?")
+    stack = contextlib.ExitStack()
+    try:
+        _collect_in_session(module, opener, stack, collections, config, inbox, reporter, summary)
+    finally:
+        try:
+            stack.close()
+        except Exception as exc:  # every source is recorded already: closing is housekeeping
+            log.warning("closing the session of %s failed: %s", name, exc)
+
+
+def _collect_in_session(
+    module: object,
+    opener: Any,
+    stack: contextlib.ExitStack,
+    collections: list[Collection],
+    config: Config,
+    inbox: Inbox,
+    reporter: Reporter,
+    summary: RunSummary,
+) -> None:
+    """Open the shared session (a failure fails every source of the type), then collect."""
+    session_error: str | None = None
+    gone = False
+    if opener is not None:
+        try:
+            session = stack.enter_context(opener(collections))
+        except SourceError as exc:
+            session_error, gone = str(exc), exc.gone
+        except Exception as exc:
+            log.debug("session of %s failed", opener, exc_info=True)
+            session_error = f"could not start: {type(exc).__name__}: {exc}"
+        else:
+            for collection in collections:
+                collection.session = session
+    for collection in collections:
+        tracked = _Tracked(config, inbox, collection, reporter, summary)
+        if session_error is not None:
+            collection.fail(session_error, gone=gone)
+        else:
+            _collect_plain(module, collection, tracked.ingest)
+        tracked.done()
 
 
 def _collect_plain(module: object, collection: Collection, ingest: Ingest) -> None:

@@ -18,8 +18,10 @@ from scrapy.logformatter import LogFormatter
 from scrapy.settings import Settings
 from scrapy.utils.defer import deferred_from_coro
 
+from crawler.config import Defaults
 from crawler.model import SourceError
 from crawler.pipeline import Ingest
+from crawler.polite import polite_settings
 from spiders.base import Collection
 
 log = logging.getLogger("glas.scrapy")
@@ -41,12 +43,10 @@ class SpiderJob:
     receivers: list[Callable[..., None]] = field(default_factory=list)
 
 
-def base_settings(user_agent: str, retries: int) -> dict[str, Any]:
+def base_settings(defaults: Defaults) -> dict[str, Any]:
     return {
+        **polite_settings(defaults),
         "ITEM_PIPELINES": {"crawler.scrapy_host.IngestPipeline": 100},
-        "USER_AGENT": user_agent,
-        "RETRY_TIMES": retries,
-        "ROBOTSTXT_OBEY": False,
         "TELNETCONSOLE_ENABLED": False,
         "REMOTE_CONTROL_ENABLED": False,  # an HTTP server that runs code: never in Glas
         "COOKIES_ENABLED": False,
@@ -54,7 +54,6 @@ def base_settings(user_agent: str, retries: int) -> dict[str, Any]:
         "LOG_ENABLED": True,
         "LOG_INSTALL_ROOT_HANDLER": False,
         "STATS_DUMP": False,
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 4,
         "REDIRECT_MAX_TIMES": 5,
         "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
         # A source's failure is reported once, as its one-line error; Scrapy's own account of
@@ -109,7 +108,8 @@ def run_spiders(jobs: list[SpiderJob]) -> None:
         )
     _reactor_used = True
     first = jobs[0].collection
-    process = CrawlerProcess(Settings(base_settings(first.user_agent, first.retries)))
+    defaults = first.defaults or Defaults()
+    process = CrawlerProcess(Settings(base_settings(defaults)))
     for job in jobs:
         crawler = process.create_crawler(job.spider_cls)
         # Signal receivers are held weakly: keep them on the job so they live as long as it.

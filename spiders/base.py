@@ -3,24 +3,31 @@
 A collector receives a :class:`Collection` (its source options, last cursor, settings) and
 yields :class:`~crawler.model.Post`, :class:`~crawler.model.Checkpoint` and
 :class:`~crawler.model.SourceInfo` items. Scrapy collectors subclass :class:`GlasSpider`;
-API clients are plain generator functions ``collect(collection)``.
+API clients are plain generator functions ``collect(collection)``; their module may also
+define ``open_session(collections)``, a context manager entered once around every source of
+that type in a run (one shared client, token pool or rate limiter), whose value each
+collection gets as ``collection.session``.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import scrapy
 import scrapy.exceptions
-from scrapy.exceptions import CloseSpider
+from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.internet import error as net_error
 from twisted.python.failure import Failure
 from twisted.web._newclient import ResponseFailed, ResponseNeverReceived
 
 from crawler.model import SourceConfig
+from crawler.polite import retry_after_seconds
+
+if TYPE_CHECKING:
+    from crawler.config import Defaults
 
 log = logging.getLogger("glas.collect")
 
@@ -34,6 +41,8 @@ class Collection:
     user_agent: str = "Glas"
     retries: int = 2
     official_accounts: dict[str, list[Any]] = field(default_factory=dict)
+    defaults: Defaults | None = None  # sources.yaml `defaults:` (API addresses, politeness)
+    session: Any = None  # what the type's ``open_session`` gave (shared client, token pool)
     error: str | None = None
     gone: bool = False
     warnings: list[str] = field(default_factory=list)
@@ -100,7 +109,15 @@ def describe_failure(failure: Failure, timeout: float | None = None) -> str:
     url = request.url if request is not None else ""
     if isinstance(exc, HttpError):
         response = exc.response
+        wait = retry_after_seconds(response.headers.get("Retry-After"))
+        if wait is not None and wait > 0:
+            return (
+                f"HTTP {response.status} from {response.url}: the site asks to wait "
+                f"{wait:.0f}s (Retry-After); the next run tries again"
+            )
         return f"HTTP {response.status} from {response.url}"
+    if isinstance(exc, IgnoreRequest) and "robots.txt" in str(exc):
+        return f"robots.txt of the site forbids {url} (Glas obeys it; ask the site's owner)"
     if isinstance(exc, _DNS):
         return f"cannot resolve the host of {url}"
     if isinstance(exc, _TIMEOUT):

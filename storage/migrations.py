@@ -146,4 +146,16 @@ WHERE c.size > 0 AND coalesce(c.is_complaint, 1) = 1;
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "posts.deleted_at: when a collector saw the post or comment deleted",
+        """
+ALTER TABLE posts ADD COLUMN deleted_at TEXT;
+CREATE INDEX posts_official_parent ON posts (platform, parent)
+    WHERE author_is_official = 1 AND parent IS NOT NULL;
+""",
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version

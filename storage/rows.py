@@ -38,6 +38,7 @@ CONTENT_COLUMNS = (
 )
 # Set only when a value arrives (an official answer); a later collection without it keeps it.
 ANSWER_COLUMNS = ("answered_at", "answered_by", "response_seconds")
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def utc_text(value: datetime | None) -> str | None:
@@ -46,7 +47,7 @@ def utc_text(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         raise ValueError("naive datetime reached storage; the pipeline must make times UTC")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(UTC).strftime(UTC_FORMAT)
 
 
 def now_text() -> str:
@@ -81,6 +82,7 @@ def post_row(post: Post) -> dict[str, Any]:
             value = int(bool(value))
         row[name] = value
     row["content_hash"] = content_hash(row)
+    row["deleted"] = bool(post.deleted)  # not a column: storage turns it into deleted_at
     return row
 
 

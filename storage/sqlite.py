@@ -7,6 +7,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -15,7 +16,15 @@ import sqlite_utils
 from crawler.model import Post, SourceConfig
 from storage.inbox import EXPORT_TABLES, Inbox, InboxError, RunRecord, SchemaOutdated, StoreResult
 from storage.migrations import LATEST, MIGRATIONS
-from storage.rows import ANSWER_COLUMNS, CONTENT_COLUMNS, decode_row, dumps, now_text, post_row
+from storage.rows import (
+    ANSWER_COLUMNS,
+    CONTENT_COLUMNS,
+    UTC_FORMAT,
+    decode_row,
+    dumps,
+    now_text,
+    post_row,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 INTERNAL_POST_COLUMNS = ("content_hash",)
@@ -153,16 +162,31 @@ class SqliteInbox(Inbox):
             moved: list[tuple[int, int | None, str | None]] = []
             touched: set[int] = set()
             edited: set[int] = set()
+            answered: set[tuple[str, str]] = set()  # posts an official reply may answer
             for post in posts:
                 row = post_row(post)
+                deleted = row.pop("deleted")
                 if not row["source_id"]:
                     row["source_id"] = source_id
                 found = self.conn.execute(
-                    "SELECT id, content_hash, dedupe_key, cluster_id, is_canonical FROM posts "
-                    "WHERE platform = ? AND native_id = ?",
+                    "SELECT id, content_hash, dedupe_key, cluster_id, is_canonical, deleted_at "
+                    "FROM posts WHERE platform = ? AND native_id = ?",
                     (row["platform"], row["native_id"]),
                 ).fetchone()
-                if found is not None and found[1] == row["content_hash"]:
+                if row["author_is_official"] and row["parent"]:
+                    answered.add((row["platform"], row["parent"]))
+                elif found is None:
+                    answered.add((row["platform"], row["native_id"]))  # replied to earlier?
+                if deleted:
+                    row["deleted_at"] = now
+                    if found is not None:  # keep what was collected; only mark it deleted
+                        if found[5] is None:
+                            self._mark_deleted(found[0], now)
+                            result.updated += 1
+                        else:
+                            result.unchanged += 1
+                        continue
+                elif found is not None and found[1] == row["content_hash"] and found[5] is None:
                     result.unchanged += 1
                     continue
                 if found is None:
@@ -176,7 +200,7 @@ class SqliteInbox(Inbox):
                     self._stamped.add(("posts", post_id))
                     result.new += 1
                     continue
-                post_id, _, old_key, cluster_id, canonical = found
+                post_id, _, old_key, cluster_id, canonical, _ = found
                 self._update_post(post_id, row, now, self._stamp("posts", post_id))
                 result.updated += 1
                 if old_key != row["dedupe_key"] or cluster_id is None:
@@ -187,6 +211,7 @@ class SqliteInbox(Inbox):
                         edited.add(cluster_id)
             for post_id, old_cluster, key in moved:
                 self._assign_cluster(post_id, old_cluster, key, touched, now)
+            self._record_answers(answered, touched, now)
             self._refresh_clusters(touched, now, edited)
             if cursor is not None:
                 self._save_cursor(source_id, cursor, now)
@@ -211,10 +236,52 @@ class SqliteInbox(Inbox):
         sets += [f"{name} = coalesce(?, {name})" for name in ANSWER_COLUMNS]
         names = (*CONTENT_COLUMNS, "raw", "content_hash", *ANSWER_COLUMNS)
         self.conn.execute(
-            f"UPDATE posts SET {', '.join(sets)}, updated_at = ?, seq = coalesce(?, seq) "
-            "WHERE id = ?",
+            f"UPDATE posts SET {', '.join(sets)}, deleted_at = NULL, updated_at = ?, "
+            "seq = coalesce(?, seq) WHERE id = ?",
             (*(row[name] for name in names), now, seq, post_id),
         )
+
+    def _mark_deleted(self, post_id: int, now: str) -> None:
+        self.conn.execute(
+            "UPDATE posts SET deleted_at = ?, updated_at = ?, seq = coalesce(?, seq) WHERE id = ?",
+            (now, now, self._stamp("posts", post_id), post_id),
+        )
+
+    def _record_answers(self, keys: set[tuple[str, str]], touched: set[int], now: str) -> None:
+        """Set ``answered_at/by`` and ``response_seconds`` from the earliest official reply.
+
+        Runs for the parents of official replies stored now and for new posts (an official
+        reply may have been collected before the post it answers). Posts by official accounts
+        are never "answered".
+        """
+        for platform, native_id in sorted(keys):
+            reply = self.conn.execute(
+                "SELECT published_at, coalesce(author_name, author_id, source_id) FROM posts "
+                "WHERE platform = ? AND parent = ? AND author_is_official = 1 "
+                "AND published_at IS NOT NULL ORDER BY published_at, id LIMIT 1",
+                (platform, native_id),
+            ).fetchone()
+            if reply is None:
+                continue
+            target = self.conn.execute(
+                "SELECT id, published_at, author_is_official, answered_at, answered_by, "
+                "response_seconds, cluster_id FROM posts WHERE platform = ? AND native_id = ?",
+                (platform, native_id),
+            ).fetchone()
+            if target is None or target[2]:
+                continue
+            post_id, published, _, *old, cluster_id = target
+            seconds = _seconds_between(published, reply[0])
+            new = [reply[0], reply[1], seconds]
+            if old == new:
+                continue
+            self.conn.execute(
+                "UPDATE posts SET answered_at = ?, answered_by = ?, response_seconds = ?, "
+                "updated_at = ?, seq = coalesce(?, seq) WHERE id = ?",
+                (*new, now, self._stamp("posts", post_id), post_id),
+            )
+            if cluster_id is not None:
+                touched.add(cluster_id)
 
     def _cluster_with_key(self, key: str | None, exclude: int = -1) -> int | None:
         """The cluster of a stored post with the same exact-duplicate key, if any."""
@@ -531,6 +598,15 @@ def _cluster_summary(members: list[Member]) -> dict[str, Any]:
         "is_complaint": max(flags) if flags else None,
         "answered_at": min(answers) if answers else None,
     }
+
+
+def _seconds_between(start: str | None, end: str) -> int | None:
+    """Whole seconds from ``start`` to ``end`` (UTC texts), never negative; None if unknown."""
+    if start is None:
+        return None
+    began = datetime.strptime(start, UTC_FORMAT)
+    answered = datetime.strptime(end, UTC_FORMAT)
+    return max(0, int((answered - began).total_seconds()))
 
 
 def _statements(script: str) -> list[str]:

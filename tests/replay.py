@@ -137,6 +137,7 @@ class Fault:
     hang: bool = False
     drop: bool = False
     times: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -299,14 +300,18 @@ class ReplayServer:
         hang: bool = False,
         drop: bool = False,
         times: int | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Inject a fault for ``path``; ``times=N`` limits it to the next N requests.
 
         Applied in order: ``delay`` seconds, then ``hang`` (no answer until :meth:`stop`),
-        ``drop`` (close without response) or ``status`` (that status, body ``fault``).
+        ``drop`` (close without response) or ``status`` (that status, body ``fault``, plus
+        ``headers`` such as ``Retry-After``).
         """
         with self._lock:
-            self._faults[self._key(path)] = Fault(status, delay, hang, drop, times)
+            self._faults[self._key(path)] = Fault(
+                status, delay, hang, drop, times, dict(headers or {})
+            )
 
     def clear_faults(self, path: str | None = None) -> None:
         """Remove all faults, or only the one registered for ``path``."""
@@ -404,7 +409,8 @@ class ReplayServer:
                 return
             if fault.status is not None:
                 record.status = fault.status
-                self._send(h, fault.status, b"fault", {"Content-Type": "text/plain"}, head)
+                headers = {"Content-Type": "text/plain", **fault.headers}
+                self._send(h, fault.status, b"fault", headers, head)
                 return
 
         with self._lock:

@@ -49,6 +49,8 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
     replay.fault("/feed/2.xml", delay=20)  # page 2 keeps the run busy until it is killed
     write_sources(f"""
         defaults:
+          request_delay: 0s
+          retry_backoff: 0s
           batch_size: 10
         sources:
           - id: crashy
@@ -99,6 +101,9 @@ def test_sigterm_marks_the_run_interrupted_without_hurting_source_health(
     replay.route("/stuck.xml", make_rss("stuck", 4))
     replay.fault("/stuck.xml", delay=30)
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: quick
             type: rss

@@ -129,6 +129,9 @@ def test_first_run_stores_posts_and_second_run_is_a_304(
     replay.route("/mos/rss.xml", mos_feed)
     replay.route("/off/rss.xml", make_rss("off", 2))
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: mos-news
             type: rss
@@ -195,6 +198,9 @@ def test_feed_without_validators_is_fetched_again_and_unchanged(
 ) -> None:
     replay.route("/plain.xml", mos_feed, conditional=False)
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: plain
             type: rss
@@ -225,6 +231,9 @@ def test_edited_entry_is_updated_in_place_with_a_new_seq(
 ) -> None:
     replay.route("/mos.xml", mos_feed)
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: mos
             type: rss
@@ -271,6 +280,8 @@ def test_http_500_fails_only_that_source_and_counts_consecutive_failures(
     replay.fault("/dead.xml", status=500)
     write_sources(f"""
         defaults:
+          request_delay: 0s
+          retry_backoff: 0s
           retries: 1
         sources:
           - id: dead
@@ -323,6 +334,9 @@ def test_html_page_is_a_clear_error_and_a_bozo_feed_a_warning(
     replay.route("/news", page, content_type="text/html; charset=utf-8")
     replay.route("/bozo.xml", (FIXTURES / "rss" / "rss_bozo.xml").read_bytes())
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: portal
             type: rss
@@ -357,6 +371,8 @@ def test_dropped_connection_and_timeout_are_clear_errors(
     replay.fault("/hang.xml", hang=True)
     write_sources(f"""
         defaults:
+          request_delay: 0s
+          retry_backoff: 0s
           retries: 1
         sources:
           - id: dropper
@@ -392,6 +408,9 @@ def test_source_option_runs_only_that_source(
     replay.route("/a.xml", make_rss("a", 2))
     replay.route("/b.xml", make_rss("b", 3))
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: feed-a
             type: rss
@@ -426,6 +445,9 @@ def test_lock_stops_a_second_run_while_the_first_goes_on(
     replay.route("/slow.xml", make_rss("slow", 2))
     replay.fault("/slow.xml", delay=4, times=1)
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: slow
             type: rss
@@ -457,6 +479,9 @@ def test_paged_feed_follows_rel_next_up_to_max_pages(
         )
     replay.route("/loop/1.xml", make_rss("loop", 2, next_href="1.xml"))  # next = itself
     write_sources(f"""
+        defaults:
+          request_delay: 0s
+          retry_backoff: 0s
         sources:
           - id: deep
             type: rss
