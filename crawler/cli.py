@@ -169,6 +169,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_telegram_login(args: argparse.Namespace) -> int:
+    from crawler.telegram_login import login_command
+
+    return login_command(args)
+
+
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from storage import open_inbox
 
@@ -356,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     up = db_sub.add_parser("upgrade", parents=[common], help="create or migrate the inbox schema")
     up.set_defaults(func=cmd_db_upgrade)
+
+    tg = sub.add_parser("telegram", help="Telegram account set-up", parents=[common])
+    tg_sub = tg.add_subparsers(dest="telegram_command", metavar="ACTION", required=True)
+    login = tg_sub.add_parser(
+        "login", parents=[common], help="log in and print a session string for TELEGRAM_SESSION"
+    )
+    login.set_defaults(func=cmd_telegram_login)
     return parser
 
 

@@ -6,7 +6,7 @@ import re
 import warnings
 from datetime import UTC, datetime, tzinfo
 
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
+from bs4 import BeautifulSoup, Comment, MarkupResemblesLocatorWarning
 
 from crawler.model import Post
 
@@ -34,6 +34,7 @@ _BLOCK_TAGS = [
 _LINE_TAGS = ["li", "tr", "dt", "dd"]
 _SPACES = re.compile(r"[ \t\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _MANY_NEWLINES = re.compile(r"\n{3,}")
+_HTML_SPACE = re.compile(r"[ \t\r\n\f]+")  # HTML's whitespace (not NBSP: that one is kept)
 
 
 def looks_like_html(text: str) -> bool:
@@ -47,6 +48,9 @@ def html_to_text(html: str) -> str:
         soup = BeautifulSoup(html, "html.parser")
     for tag in soup(["script", "style"]):
         tag.decompose()
+    for node in soup.find_all(string=True):  # as a browser: source line breaks are spaces
+        if not isinstance(node, Comment) and node.find_parent(["pre", "textarea"]) is None:
+            node.replace_with(_HTML_SPACE.sub(" ", node))
     for br in soup.find_all("br"):
         br.replace_with("\n")
     for block in soup.find_all(_BLOCK_TAGS):

@@ -1,8 +1,11 @@
 """`make demo`: harvest the bundled sample feeds from a local replay server into demo/inbox.db.
 
-Starts the replay server on a free loopback port, writes demo/sources.yaml (the example
-sources pointed at that server), runs `glas run` twice (the second run shows conditional GET:
-nothing new), then `glas stats`, and stops the server.
+Starts the replay server (feeds, a t.me/s page, a municipal site) and the local VK API server
+(tests/vk_server.py, serving the made-up community wall in examples/replay/vk/) on free loopback
+ports, writes demo/sources.yaml (the example sources pointed at those servers; VK_TOKEN=demo,
+which only the local server sees; Telegram through the stand-in of tests/telegram_fakes.py),
+runs `glas run` twice (the second run finds nothing new), then `glas stats`, and stops the
+servers.
 """
 
 from __future__ import annotations
@@ -10,14 +13,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.replay import ReplayServer  # noqa: E402
+from tests.vk_server import VkServer, load_wall  # noqa: E402
 
 PLACEHOLDER = "http://replay.invalid"
+VK_PLACEHOLDER = "http://vk-api.invalid"
 
 
 def main() -> int:
@@ -30,11 +36,22 @@ def main() -> int:
         **os.environ,
         "GLAS_SOURCES": str(out / "sources.yaml"),
         "GLAS_DB": str(out / "inbox.db"),
+        "VK_TOKEN": "demo",  # the local VK server accepts any token; never a real one here
+        # Telegram's MTProto cannot be replayed: a stand-in serves the made-up channel as real
+        # Telethon objects (tests/telegram_fakes.py), so no account or session is needed.
+        "TELEGRAM_API_ID": "1",
+        "TELEGRAM_API_HASH": "demo",
+        "TELEGRAM_SESSION": "demo",
+        "GLAS_TELEGRAM_GATEWAY": "tests.telegram_fakes:demo",
     }
-    with ReplayServer(ROOT / "examples" / "replay") as server:
+    with ReplayServer(ROOT / "examples" / "replay") as server, VkServer() as vk:
+        for wall in sorted((ROOT / "examples" / "replay" / "vk").glob("*.json")):
+            vk.add_wall(load_wall(wall, newest=time.time() - 3600))  # dates: the last hours
         template = (ROOT / "examples" / "demo-sources.yaml").read_text(encoding="utf-8")
-        (out / "sources.yaml").write_text(template.replace(PLACEHOLDER, server.url), "utf-8")
+        config = template.replace(PLACEHOLDER, server.url).replace(VK_PLACEHOLDER, vk.url)
+        (out / "sources.yaml").write_text(config, "utf-8")
         print(f"replay server: {server.url} serving examples/replay/")
+        print(f"VK API server: {vk.url} serving examples/replay/vk/")
         print(
             f"sources: demo/sources.yaml (examples/demo-sources.yaml pointed at {server.url})\n",
             flush=True,
@@ -43,7 +60,7 @@ def main() -> int:
             ("glas check", ["check"]),
             ("glas run (first harvest)", ["run", "--progress"]),
             (
-                "glas run (again: feeds unchanged, conditional GET answers 304)",
+                "glas run (again: nothing new; feeds answer 304, cursors skip what is stored)",
                 ["run", "--progress"],
             ),
             ("glas stats", ["stats"]),

@@ -1,7 +1,9 @@
 """Local HTTP replay server for tests and ``make demo`` (stdlib only).
 
 Serves files from a root directory plus programmatic routes, answers conditional GETs with
-304, and can inject faults (error status, delay, hang, dropped connection) per path.
+304, and can inject faults (error status, delay, hang, dropped connection) per path. A request
+with a query, ``/s/chan?before=141``, is answered by the file ``s/chan@before=141`` if there is
+one, else by ``s/chan``; an extensionless path may be stored as ``<path>.html``.
 
     with ReplayServer(Path("examples/replay")) as srv:
         srv.route("/s/chan?before=70", "<html>...</html>")
@@ -76,6 +78,18 @@ def _http_date(ts: float) -> str:
 
 def _etag(body: bytes) -> str:
     return '"' + hashlib.sha1(body).hexdigest() + '"'
+
+
+def _file_names(path: str, query: str) -> list[str]:
+    """Files that may answer ``path?query``, best first.
+
+    ``/s/chan?before=141`` is answered by ``s/chan@before=141`` (``?`` cannot be in a file name
+    everywhere), else ``s/chan``; an extensionless path may be stored with ``.html`` added.
+    """
+    names = [f"{path}@{query}", path] if query else [path]
+    if not Path(path).suffix:
+        names += [f"{name}.html" for name in names]
+    return names
 
 
 def _split(target: str) -> tuple[str, str]:
@@ -420,14 +434,18 @@ class ReplayServer:
             ctype = route.content_type or guess_content_type(path, body)
             extra, conditional = route.headers, route.conditional
         else:
-            found = self._file(path)
+            found, name = 404, path
+            for name in _file_names(path, query):
+                found = self._file(name)
+                if not isinstance(found, int) or found == 403:
+                    break
             if isinstance(found, int):
                 record.status = found
                 msg = b"forbidden" if found == 403 else b"not found"
                 self._send(h, found, msg, {"Content-Type": "text/plain"}, head)
                 return
             body, mtime = found
-            status, ctype, extra, conditional = 200, guess_content_type(path, body), {}, True
+            status, ctype, extra, conditional = 200, guess_content_type(name, body), {}, True
 
         headers = {"Content-Type": ctype}
         if status == 200 and conditional:

@@ -17,9 +17,11 @@ import pytest
 from crawler.cli import main
 from crawler.config import Config, ConfigError, load_config
 from crawler.validators import parse_duration
+from spiders import source_types
 from tests.conftest import FIXTURES, REPO
 
 SOURCES = FIXTURES / "sources"
+TYPES = ", ".join(sorted(source_types()))  # as the messages list them
 DURATION_HELP = "use a number and a unit (s, m, h, d, w), e.g. 90s, 15m, 1h30m, 2d"
 SECRETS = (
     "secrets never go in sources.yaml; keep them in environment variables (a source type that "
@@ -40,9 +42,10 @@ def problems(path: Path) -> list[str]:
 # -- files that load ---------------------------------------------------------------------------
 def test_demo_sources_load() -> None:
     config = load_config(REPO / "examples" / "demo-sources.yaml")
-    assert [s.id for s in config.sources] == ["mos-news", "tverskoy-news", "tverskoy-council"]
-    assert {s.type for s in config.sources} == {"rss"}
-    news, district, council = config.sources
+    assert {s.type for s in config.sources} == set(source_types()), "the demo shows every type"
+    feeds = [s for s in config.sources if s.type == "rss"]
+    assert [s.id for s in feeds] == ["mos-news", "tverskoy-news", "tverskoy-council"]
+    news, district, council = feeds
     assert news.schedule is not None and news.schedule.every == timedelta(minutes=15)
     assert news.schedule.jitter == timedelta(seconds=30)  # the whole defaults.schedule
     assert district.schedule is not None and district.schedule.cron == "*/30 * * * *"
@@ -242,7 +245,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             type: rs
             url: https://example.org/rss
         """,
-        ["3: feed: unknown type 'rs' (known: rss); did you mean 'rss'?"],
+        [f"3: feed: unknown type 'rs' (known: {TYPES}); did you mean 'rss'?"],
     ),
     (
         "type-is-a-list",
@@ -251,7 +254,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
           - id: feed
             type: [rss]
         """,
-        ["3: feed: 'type' must be one of: rss; found a list"],
+        [f"3: feed: 'type' must be one of: {TYPES}; found a list"],
     ),
     (
         "unknown-key-typo",  # one mistake, one message: not also "missing 'url'"
@@ -435,7 +438,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
           - id: feed
             url: https://example.org/rss
         """,
-        ["6: feed: missing required field 'type' (one of: rss)"],
+        [f"6: feed: missing required field 'type' (one of: {TYPES})"],
     ),
     (
         "missing-id",
@@ -730,7 +733,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         """,
         [
             "5: b: 'enabled' must be true or false, found \"maybe\"",
-            "7: a: unknown type 'rsss' (known: rss); did you mean 'rss'?",
+            f"7: a: unknown type 'rsss' (known: {TYPES}); did you mean 'rss'?",
             "9: defaults: 'timeout' must be greater than 0, found the number 0",
             "10: file: unknown key 'colour' (allowed: defaults, sources, official_accounts, "
             "and keys starting with 'x-' to hold YAML anchors)",

@@ -146,6 +146,19 @@ def test_query_string_routes(srv: ReplayServer) -> None:
         assert fetch(bare.url + "/only?page=3")[0] == 404
 
 
+def test_query_string_files_and_html_suffix(srv: ReplayServer, root: Path) -> None:
+    (root / "s").mkdir()
+    (root / "s" / "chan.html").write_text("<p>новые</p>", encoding="utf-8")
+    (root / "s" / "chan@before=70.html").write_text("<p>старые</p>", encoding="utf-8")
+    status, headers, body = fetch(srv.url + "/s/chan")
+    assert (status, body.decode()) == (200, "<p>новые</p>")
+    assert headers["Content-Type"].startswith("text/html")
+    assert fetch(srv.url + "/s/chan?before=70")[2].decode() == "<p>старые</p>"
+    assert fetch(srv.url + "/s/chan?before=50")[2].decode() == "<p>новые</p>"
+    assert fetch(srv.url + "/mos/rss.xml?utm=1")[2] == RSS  # a query falls back to the path
+    assert fetch(srv.url + "/s/other")[0] == 404
+
+
 def test_304_via_if_none_match(srv: ReplayServer) -> None:
     _, headers, _ = fetch(srv.url + "/mos/rss.xml")
     etag = headers["ETag"]
