@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench eval clean
 
 setup: $(STAMP)
 
@@ -25,11 +25,18 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check crawler spiders dedupe storage bench tests examples
+	$(BIN)/ruff format --check crawler spiders dedupe storage flagging bench tests examples
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/collectors.py
+	$(BIN)/python bench/flagging.py
+	$(BIN)/python bench/dedupe.py
+
+# Quality of complaint/topic/place flagging on the real data (../shared/data) and the
+# hand-labelled VK comments (tests/data/vk_comment_labels.csv); prints figures.
+eval: $(STAMP)
+	$(BIN)/python bench/eval_flagging.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info .pytest_cache .ruff_cache

@@ -57,23 +57,119 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from crawler.lock import LockHeld, RunLock
+    from datetime import UTC, datetime
+
+    from crawler.lock import SourceLocks, lock_dir
     from crawler.report import RunReporter
-    from crawler.runner import UnknownSource, run_sources, select_sources
+    from crawler.runner import UnknownSource, due_sources, named_sources, run_sources
 
     config = _config(args)
     try:
-        sources = select_sources(config, args.source)
+        named = named_sources(config, args.source) if args.source else None
     except UnknownSource as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
-    reporter = RunReporter(interactive=args.progress)
-    try:
-        with RunLock(_lock_path(args.db)), _inbox(args) as inbox:
-            summary = run_sources(config, inbox, sources, reporter)
-    except LockHeld as exc:
-        raise CliError(str(exc)) from None
+    reporter = RunReporter(interactive=args.progress, log=args.log_json)
+    with _inbox(args) as inbox:
+        now = datetime.now(UTC)
+        if named is not None:
+            sources = named
+        elif args.all:
+            sources = config.enabled
+        else:
+            sources = due_sources(config, inbox, now)
+        if not sources:
+            print(_nothing_due(config, inbox, now))
+            return EXIT_OK
+        with SourceLocks(lock_dir(args.db)) as locks:
+            for source_id, pid in locks.take(s.id for s in sources).items():
+                reporter.skipped(source_id, pid)
+            if not locks.held:
+                return EXIT_FAILED
+            chosen = [s for s in sources if s.id in locks.held]
+            summary = run_sources(config, inbox, chosen, reporter)
     reporter.summary(summary)
     return summary.exit_code
+
+
+def _nothing_due(config: Any, inbox: Any, now: Any) -> str:
+    from crawler.health import due_at
+
+    if not config.enabled:
+        return f"glas run: no source is enabled in {config.path}"
+    rows = {r["source_id"]: r for r in inbox.source_health(now)}
+    when, first = min((due_at(s, config.defaults, rows.get(s.id)), s.id) for s in config.enabled)
+    return (
+        f"glas run: nothing is due; next: {first} at {when.strftime('%Y-%m-%d %H:%M:%SZ')} "
+        "(--all collects every enabled source now)"
+    )
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from crawler.daemon import Daemon, DaemonError
+
+    _config(args)  # a broken file stops here, with every problem listed
+    try:
+        return Daemon(args.sources, args.db, stop_grace=args.stop_grace, verbose=args.verbose).run()
+    except DaemonError as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from crawler.health import TROUBLE, assess
+    from crawler.tables import format_table
+
+    config = _config(args)
+    now = datetime.now(UTC)
+    with _inbox(args, create=False) as inbox:
+        report = assess(config, inbox.source_health(now), now)
+    trouble = any(h.state in TROUBLE for h in report)
+    if args.json:
+        json.dump([h.as_dict() for h in report], sys.stdout, ensure_ascii=False, indent=2)
+        print()
+        return EXIT_FAILED if trouble else EXIT_OK
+    rows: list[tuple[str, ...]] = [
+        ("source", "state", "last run", "last success", "failures", "posts 24h", "next due")
+    ]
+    for h in report:
+        rows.append(
+            (
+                h.source_id,
+                h.label,
+                _when(h.last_run_at, now),
+                _when(h.last_success_at, now),
+                str(h.consecutive_failures),
+                str(h.posts_24h),
+                "" if h.state in ("disabled", "removed") else _when(h.next_due, now, ahead=True),
+            )
+        )
+    print(format_table(rows))
+    for h in report:
+        if h.last_error and h.state not in ("ok", "silent"):
+            print(f"{h.source_id}: last error: {h.last_error}")
+    counts: dict[str, int] = {}
+    for h in report:
+        counts[h.state] = counts.get(h.state, 0) + 1
+    print(f"{len(report)} sources: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    return EXIT_FAILED if trouble else EXIT_OK
+
+
+def _when(value: Any, now: Any, *, ahead: bool = False) -> str:
+    """A time as ``12:00:05Z (5m ago)`` (with the date when not today); a due time already
+    passed is ``now``."""
+    if value is None:
+        return ""
+    delta = (value - now) if ahead else (now - value)
+    if ahead and delta.total_seconds() <= 0:
+        return "now"
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or unit == "s":
+            span = f"{seconds // size}{unit}"
+            break
+    text = value.strftime("%H:%M:%SZ" if value.date() == now.date() else "%Y-%m-%d %H:%MZ")
+    return f"{text} (in {span})" if ahead else f"{text} ({span} ago)"
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -98,10 +194,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         ) from None
     if not path.is_file():
         raise CliError(f"{path}: no such file", EXIT_CONFIG)
+    config = _config_if_present(args)
     with _inbox(args) as inbox:
         try:
             result = import_file(
-                inbox, path, fmt=args.format, source_id=args.source_id, timezone=args.timezone
+                inbox,
+                path,
+                fmt=args.format,
+                source_id=args.source_id,
+                timezone=args.timezone,
+                dedupe=config.dedupe if config else None,
+                flagging=config.flagging if config else None,
+                lexicon_base=config.path.parent if config else None,
             )
         except ImportFailed as exc:
             for message in exc.messages:
@@ -109,6 +213,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             return EXIT_CONFIG
     print(f"{path}: {result.new} new, {result.updated} updated, {result.unchanged} unchanged")
     return EXIT_OK
+
+
+def _config_if_present(args: argparse.Namespace) -> Any:
+    """sources.yaml when there is one (its pipeline settings apply to imports too), else None."""
+    return _config(args) if Path(args.sources).is_file() else None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -214,15 +323,6 @@ def _inbox(args: argparse.Namespace, *, create: bool = True) -> Any:
     return open_inbox(args.db, create=create)
 
 
-def _lock_path(db: str) -> Path:
-    from storage import sqlite_path
-
-    path = sqlite_path(db)
-    if path is not None:
-        return path.resolve().with_name(path.name + ".lock")
-    return Path(os.environ.get("XDG_RUNTIME_DIR", "/tmp")) / "glas-run.lock"
-
-
 class _output:
     """stdout, or a file written whole (a temporary name renamed at the end)."""
 
@@ -292,6 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show tracebacks of internal errors",
     )
+    common.add_argument(
+        "--log-json",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log one JSON object a line (time, level, source, event, counts, duration, error)",
+    )
 
     parser = argparse.ArgumentParser(
         prog="glas",
@@ -311,8 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     command("check", cmd_check, "validate sources.yaml and list the sources")
     command("schema", cmd_schema, "print the JSON Schema of sources.yaml")
 
-    p = command("run", cmd_run, "collect every enabled source once (or those given by --source)")
-    p.add_argument("--source", action="append", metavar="ID", help="collect only this source")
+    p = command("run", cmd_run, "collect every due source once (cron mode) and exit")
+    p.add_argument(
+        "--source", action="append", metavar="ID", help="collect this source now, due or not"
+    )
+    p.add_argument(
+        "--all", action="store_true", help="collect every enabled source now, due or not"
+    )
     progress = p.add_mutually_exclusive_group()
     progress.add_argument(
         "--progress",
@@ -355,6 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
+    p = command("daemon", cmd_daemon, "collect every source on its own schedule until stopped")
+    p.add_argument(
+        "--stop-grace",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long running collections may take to finish (default 20)",
+    )
+
+    p = command("status", cmd_status, "health of every source: last run, failures, silence")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
     p = command("stats", cmd_stats, "posts per source, platform and day; cases; last runs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -379,6 +502,7 @@ def _resolve(args: argparse.Namespace) -> None:
     args.db = getattr(args, "db", None) or os.environ.get("GLAS_DB") or DEFAULT_DB
     args.verbose = getattr(args, "verbose", 0)
     args.debug = getattr(args, "debug", False)
+    args.log_json = getattr(args, "log_json", False)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -393,15 +517,29 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def setup_logging(verbose: int, debug: bool) -> None:
+def setup_logging(
+    verbose: int, debug: bool, *, json_lines: bool = False, daemon: bool = False
+) -> None:
+    """Warnings on stderr (``-v`` info, ``-vv`` debug); the daemon and ``--log-json`` log
+    each source's outcome, so they start at info."""
     level = logging.WARNING
     if verbose == 1:
         level = logging.INFO
     elif verbose >= 2 or debug:
         level = logging.DEBUG
+    events = min(level, logging.INFO) if json_lines or daemon else level  # glas's own records
     handler = _StderrHandler()
-    handler.setLevel(level)  # Scrapy resets its loggers' levels; the handler has the last word
-    handler.setFormatter(logging.Formatter("glas: %(name)s: %(levelname)s: %(message)s"))
+    if events < level:  # glas's events at info; other libraries' records at the usual level
+        handler.addFilter(lambda r: r.levelno >= level or r.name in ("glas.daemon", "glas.run"))
+    handler.setLevel(events)  # Scrapy resets its loggers' levels; the handler has the last word
+    if json_lines:
+        from crawler.report import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    elif daemon:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("glas: %(name)s: %(levelname)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
     root.addHandler(handler)
@@ -410,13 +548,19 @@ def setup_logging(verbose: int, debug: bool) -> None:
     for name in ("scrapy", "twisted", "py.warnings"):
         logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
     logging.getLogger("glas.collect").setLevel(logging.ERROR if level >= logging.WARNING else level)
+    for name in ("glas.daemon", "glas.run"):
+        logging.getLogger(name).setLevel(events)
+    # APScheduler's own lines (job added, a run skipped while the last one goes on) are noise.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(list(argv) if argv is not None else None)
     _resolve(args)
-    setup_logging(args.verbose, args.debug)
+    setup_logging(
+        args.verbose, args.debug, json_lines=args.log_json, daemon=args.command == "daemon"
+    )
     from storage import InboxError
 
     try:

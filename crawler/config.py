@@ -2,9 +2,9 @@
 
 Each message is ``FILE:LINE: LABEL: what is wrong``. LABEL is the source's id (or
 ``sources[N]`` when it has no usable id), the section (``defaults``, ``official_accounts``,
-``sources``), ``file`` for the file as a whole, or ``YAML syntax``. LINE is the line of the key
-for unknown keys, of the value for bad values, and of the source's first line for missing
-fields. Every problem is reported at once, sorted by line.
+``dedupe``, ``sources``), ``file`` for the file as a whole, or ``YAML syntax``. LINE is the
+line of the key for unknown keys, of the value for bad values, and of the source's first line
+for missing fields. Every problem is reported at once, sorted by line.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ from crawler.config_messages import (
 from crawler.model import Schedule, SourceConfig, Strict
 from crawler.validators import Duration, check_timezone, duration_field
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
+from dedupe.settings import DedupeSettings
+from flagging.settings import FlaggingSettings
 from spiders import source_types
 
 __all__ = ["Config", "ConfigError", "check_timezone", "json_schema", "load_config"]
@@ -38,9 +40,9 @@ PRODUCT = "Glas/0.1"
 DEFAULT_USER_AGENT = (
     f"{PRODUCT} (harvester of a regional management centre; operator: set defaults.contact)"
 )
-TOP_LEVEL_KEYS = ("defaults", "sources", "official_accounts")
+TOP_LEVEL_KEYS = ("defaults", "sources", "official_accounts", "dedupe", "flagging")
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
-INHERITED = ("schedule", "timezone", "timeout")  # what a source takes from defaults
+INHERITED = ("schedule", "timezone", "timeout", "run_limit")  # what a source takes from defaults
 HELP = "see `glas schema` and the README"
 
 
@@ -80,6 +82,19 @@ class Defaults(Strict):
         description="Wait before the first retry of a 5xx/429 answer, doubled on each further "
         "retry; a Retry-After header takes precedence.",
     )
+    run_limit: Duration = Field(
+        timedelta(minutes=30),
+        description="Longest a source's collection may run; a longer one is stopped and "
+        "reported as failed (the daemon and glas run).",
+    )
+    backoff_max: Duration = Field(
+        timedelta(hours=6),
+        description="Longest pause of a failing source: its schedule is stretched 2x per "
+        "consecutive failure up to this; one success restores it.",
+    )
+    parallel: int = Field(
+        4, ge=1, le=64, description="Sources the daemon collects at the same time."
+    )
     vk_api_url: str | None = Field(
         None,
         description="Base address of a VK-compatible API (default VK's own); GLAS_VK_API_URL "
@@ -95,7 +110,7 @@ class Defaults(Strict):
     def _zone(cls, value: str) -> str:
         return check_timezone(value)
 
-    @field_validator("request_delay", "retry_backoff", mode="before")
+    @field_validator("request_delay", "retry_backoff", "run_limit", "backoff_max", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return duration_field(value)
@@ -135,11 +150,15 @@ class Config:
         defaults: Defaults,
         sources: list[SourceConfig],
         official_accounts: OfficialAccounts,
+        dedupe: DedupeSettings | None = None,
+        flagging: FlaggingSettings | None = None,
     ) -> None:
         self.path = path
         self.defaults = defaults
         self.sources = sources
         self.official_accounts = official_accounts
+        self.dedupe = dedupe or DedupeSettings()
+        self.flagging = flagging or FlaggingSettings()
 
     def source(self, source_id: str) -> SourceConfig:
         """The source named ``source_id``; KeyError when there is none."""
@@ -229,6 +248,14 @@ class _Checker:
         defaults = self.section(data, "defaults", Defaults) or Defaults()
         officials = self.section(data, "official_accounts", OfficialAccounts)
         officials = officials or OfficialAccounts()
+        dedupe = self.section(data, "dedupe", DedupeSettings)
+        flagging = self.section(data, "flagging", FlaggingSettings)
+        if flagging is not None:
+            import flagging as flagging_stage  # compiles the lexicons once; reused by runs
+
+            problem = flagging_stage.check(flagging, base=path.parent)
+            if problem:
+                self.error(("flagging", "lexicons"), "flagging", problem, at_value=True)
         if "sources" not in data:
             self.error((), "file", f"no 'sources:' list: add at least one source ({HELP})")
             return None
@@ -263,7 +290,7 @@ class _Checker:
             source = self.source(index, entry, defaults)
             if source is not None and not duplicate:
                 sources.append(source)
-        return Config(path, defaults, sources, officials)
+        return Config(path, defaults, sources, officials, dedupe, flagging)
 
     def section(self, data: dict, key: str, model: type[Strict]) -> Any:
         value = data.get(key)
@@ -386,6 +413,8 @@ def json_schema() -> dict[str, Any]:
         defaults=(Defaults, Field(default_factory=Defaults)),
         sources=(list[entry], ...),  # type: ignore[valid-type]
         official_accounts=(OfficialAccounts, Field(default_factory=OfficialAccounts)),
+        dedupe=(DedupeSettings, Field(default_factory=DedupeSettings)),
+        flagging=(FlaggingSettings, Field(default_factory=FlaggingSettings)),
     )
     schema = file_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

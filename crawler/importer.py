@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crawler.model import PLATFORMS, Post, SourceConfig
 from crawler.pipeline import Ingest
+from dedupe.settings import DedupeSettings
+from flagging.settings import FlaggingSettings
 from storage import Inbox, StoreResult
 
 # Columns Glas computes or keeps for itself: skipped on import, so an export imports again.
@@ -150,11 +152,21 @@ def import_file(
     source_id: str = "import",
     timezone: str = "Europe/Moscow",
     batch_size: int = 500,
+    dedupe: DedupeSettings | None = None,
+    flagging: FlaggingSettings | None = None,
+    lexicon_base: Path | None = None,
 ) -> StoreResult:
     """Import every row of ``path`` in one transaction; any bad row imports nothing."""
     fmt = fmt or detect_format(path)
     source = SourceConfig(id=source_id, type="import", timezone=timezone)
-    ingest = Ingest(inbox, source, batch_size=batch_size)
+    ingest = Ingest(
+        inbox,
+        source,
+        batch_size=batch_size,
+        dedupe=dedupe,
+        flagging=flagging,
+        lexicon_base=lexicon_base,
+    )
     errors: list[str] = []
     rows = 0
     try:

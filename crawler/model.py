@@ -51,6 +51,10 @@ class Post:
     deleted: bool = False
     # Added by the pipeline.
     dedupe_key: str | None = None
+    # Not a column: keys (platform, native_id) of earlier posts this one copies, best first,
+    # one per case (the repost original first). Set by the near-duplicate stage; storage
+    # joins the post to their case and merges the cases it links.
+    duplicate_of: list[tuple[str, str]] | None = None
     cluster_id: int | None = None
     is_canonical: bool | None = None
     complaint_score: float | None = None
@@ -185,9 +189,17 @@ class SourceConfig(Strict):
     timeout: float | None = Field(
         None, gt=0, description="Seconds before a request is abandoned; overrides the default."
     )
+    run_limit: Duration | None = Field(
+        None, description="Longest this source's collection may run; overrides the default."
+    )
     note: str | None = Field(None, description="Free text for operators.")
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else check_timezone(value)
+
+    @field_validator("run_limit", mode="before")
+    @classmethod
+    def _limit(cls, value: Any) -> Any:
+        return duration_field(value)

@@ -1,28 +1,63 @@
-"""The ingest pipeline: collected items → normalise → exact-duplicate key → store.
+"""The ingest pipeline: items → normalise → exact key → near-duplicates → flagging → store.
 
 Collectors hand items to an :class:`Ingest` one at a time. Posts are buffered and stored in
 batches; a :class:`~crawler.model.Checkpoint` stores the buffered posts together with the
-collector's new cursor in one transaction (invariant 2). Later stages (near-duplicates,
-flagging) slot into :func:`default_stages`.
+collector's new cursor in one transaction (invariant 2). The stages, in order: exact key,
+near-duplicates, flagging (:func:`default_stages`).
+
+The near-duplicate stage keeps an index of the inbox's recent posts in memory. It is built
+once per inbox and process (the first batch loads the window's posts) and shared by every
+source's :class:`Ingest`; before each batch it reads the rows changed since (by ``seq``).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from crawler.model import KINDS, PLATFORMS, Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.normalize import normalise
 from dedupe.exact import add_exact_keys
+from dedupe.settings import DedupeSettings
+from dedupe.stage import NearDuplicates
+from flagging import stage as flagging_stage
+from flagging.settings import FlaggingSettings
 from storage import Inbox, StoreResult
 
 Stage = Callable[[list[Post]], list[Post]]
 MAX_WARNINGS = 20
 
 
-def default_stages() -> list[Stage]:
-    """Stages applied to every batch before it is stored, in order."""
-    return [add_exact_keys]
+_NEAR: weakref.WeakKeyDictionary[Inbox, NearDuplicates] = weakref.WeakKeyDictionary()
+
+
+def near_duplicates(inbox: Inbox, settings: DedupeSettings | None = None) -> NearDuplicates:
+    """The near-duplicate stage of ``inbox`` (one per inbox and process, index shared)."""
+    settings = settings or DedupeSettings()
+    stage = _NEAR.get(inbox)
+    if stage is None or stage.settings != settings:
+        stage = _NEAR[inbox] = NearDuplicates(settings, recent=inbox.recent_posts)
+    return stage
+
+
+def default_stages(
+    inbox: Inbox | None = None,
+    dedupe: DedupeSettings | None = None,
+    flagging: FlaggingSettings | None = None,
+    lexicon_base: Path | None = None,
+) -> list[Stage]:
+    """Stages applied to every batch before it is stored, in order.
+
+    Without an inbox there is no index of earlier posts: only exact keys are set. Flagging
+    comes last; relative lexicon paths are read from ``lexicon_base`` (sources.yaml's folder).
+    """
+    stages: list[Stage] = [add_exact_keys]
+    if inbox is not None:
+        stages.append(near_duplicates(inbox, dedupe))
+    stages.append(flagging_stage(flagging, lexicon_base))
+    return stages
 
 
 class Ingest:
@@ -35,12 +70,17 @@ class Ingest:
         *,
         batch_size: int = 200,
         stages: list[Stage] | None = None,
+        dedupe: DedupeSettings | None = None,
+        flagging: FlaggingSettings | None = None,
+        lexicon_base: Path | None = None,
     ) -> None:
         self.inbox = inbox
         self.source = source
         self.zone = ZoneInfo(source.timezone or "UTC")
         self.batch_size = batch_size
-        self.stages = default_stages() if stages is None else stages
+        if stages is None:
+            stages = default_stages(inbox, dedupe, flagging, lexicon_base)
+        self.stages = stages
         self.buffer: list[Post] = []
         self.stored = StoreResult()
         self.invalid = 0

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from crawler.config import Config
@@ -66,6 +67,18 @@ def select_sources(config: Config, only: Iterable[str] | None) -> list[SourceCon
     """Enabled sources, or exactly those named (enabled or not: asking is explicit)."""
     if not only:
         return config.enabled
+    return named_sources(config, only)
+
+
+def due_sources(config: Config, inbox: Inbox, now: datetime) -> list[SourceConfig]:
+    """The enabled sources due at ``now`` by their schedule and backoff (:mod:`crawler.health`)."""
+    from crawler.health import due_sources as due
+
+    return due(config, inbox.source_health(now), now)
+
+
+def named_sources(config: Config, only: Iterable[str]) -> list[SourceConfig]:
+    """Exactly the sources named (enabled or not: asking is explicit)."""
     chosen = []
     known = [s.id for s in config.sources]
     for source_id in only:
@@ -84,11 +97,15 @@ def run_sources(
     sources: list[SourceConfig],
     reporter: Reporter,
 ) -> RunSummary:
-    """Collect every source in ``sources`` once and record how each went."""
+    """Collect every source in ``sources`` once and record how each went.
+
+    The caller holds the locks of ``sources`` (:class:`crawler.lock.SourceLocks`): runs of
+    theirs left 'running' can only be a killed process's, and are closed as interrupted.
+    """
     began = time.monotonic()
     summary = RunSummary()
     inbox.sync_sources(config.sources)
-    inbox.close_interrupted_runs()
+    inbox.close_interrupted_runs([s.id for s in sources])
     types = source_types()
     officials = config.official_accounts.model_dump()
     scrapy_jobs: list[SpiderJob] = []
@@ -128,7 +145,14 @@ class _Tracked:
         self.collection = collection
         self.reporter = reporter
         self.summary = summary
-        self.ingest = Ingest(inbox, collection.source, batch_size=config.defaults.batch_size)
+        self.ingest = Ingest(
+            inbox,
+            collection.source,
+            batch_size=config.defaults.batch_size,
+            dedupe=config.dedupe,
+            flagging=config.flagging,
+            lexicon_base=config.path.parent,
+        )
         self.run_id = inbox.start_run(collection.source.id)
         self.started = time.monotonic()
         reporter.started(collection.source)

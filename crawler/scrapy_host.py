@@ -111,7 +111,7 @@ def run_spiders(jobs: list[SpiderJob]) -> None:
     defaults = first.defaults or Defaults()
     process = CrawlerProcess(Settings(base_settings(defaults)))
     for job in jobs:
-        crawler = process.create_crawler(job.spider_cls)
+        crawler = process.create_crawler(_limited(job.spider_cls, job.collection))
         # Signal receivers are held weakly: keep them on the job so they live as long as it.
         job.receivers = [_on_spider_error(job), _on_closed(job), _on_opened(job)]
         crawler.signals.connect(job.receivers[0], signal=signals.spider_error)
@@ -132,6 +132,18 @@ def run_spiders(jobs: list[SpiderJob]) -> None:
             job.collection.fail("the collector could not start (see the log above)")
         job.done = True
         job.on_done(job)
+
+
+def _run_limit(collection: Collection) -> float:
+    limit = collection.source.run_limit or (collection.defaults or Defaults()).run_limit
+    return limit.total_seconds()
+
+
+def _limited(spider_cls: type, collection: Collection) -> type:
+    """The spider class with this source's ``run_limit`` as Scrapy's close-spider timeout."""
+    settings = {**(getattr(spider_cls, "custom_settings", None) or {})}
+    settings["CLOSESPIDER_TIMEOUT"] = _run_limit(collection)
+    return type(spider_cls.__name__, (spider_cls,), {"custom_settings": settings})
 
 
 def _on_spider_error(job: SpiderJob) -> Callable[..., None]:
@@ -161,6 +173,10 @@ def _on_closed(job: SpiderJob) -> Callable[..., None]:
             job.collection.fail(f"storing failed: {type(exc).__name__}: {exc}")
         if reason == "shutdown":  # SIGTERM or Ctrl-C: the operator stopped it, not the source
             job.interrupted = True
+        elif reason == "closespider_timeout":  # the cause, whatever the cut requests said
+            limit = _run_limit(job.collection)
+            job.collection.error = None
+            job.collection.fail(f"stopped after {limit:g}s: run_limit exceeded (kept what came)")
         elif reason not in ("finished", "source_error") and not job.collection.error:
             job.collection.fail(f"collection stopped: {reason}")
         job.done = True

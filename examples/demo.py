@@ -58,10 +58,10 @@ def main() -> int:
         )
         steps = [
             ("glas check", ["check"]),
-            ("glas run (first harvest)", ["run", "--progress"]),
+            ("glas run (first harvest)", ["run", "--all", "--progress"]),
             (
                 "glas run (again: nothing new; feeds answer 304, cursors skip what is stored)",
-                ["run", "--progress"],
+                ["run", "--all", "--progress"],
             ),
             ("glas stats", ["stats"]),
         ]

@@ -68,12 +68,16 @@ class GlasSpider(scrapy.Spider):
         self.collection = collection
         self.options = collection.source
         self.cursor = dict(collection.cursor)
+        limit = collection.source.run_limit or getattr(collection.defaults, "run_limit", None)
+        self.run_limit = limit.total_seconds() if limit else None
 
     def request(self, url: str, **kwargs: Any) -> scrapy.Request:
         """A request with this source's timeout and the standard failure handler."""
         meta = kwargs.pop("meta", {})
-        if self.options.timeout:
-            meta.setdefault("download_timeout", self.options.timeout)
+        limits = [self.options.timeout, self.run_limit]
+        timeout = min((t for t in limits if t), default=None)
+        if timeout:  # a download never outlives the source's run_limit
+            meta.setdefault("download_timeout", timeout)
         return scrapy.Request(url, errback=self.request_failed, meta=meta, **kwargs)
 
     def request_failed(self, failure: Failure) -> None:

@@ -6,6 +6,7 @@ import abc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from crawler.model import Post, SourceConfig
@@ -98,11 +99,24 @@ class Inbox(abc.ABC):
         """Close a run and update the source's health in ``source_state``."""
 
     @abc.abstractmethod
-    def close_interrupted_runs(self) -> int:
+    def close_interrupted_runs(self, source_ids: Iterable[str] | None = None) -> int:
         """Mark runs left 'running' by a killed process as 'interrupted'; return how many.
 
-        Call it only while holding the run lock (no other run can be going on).
+        Only runs of ``source_ids`` (all when None): call it only for sources whose lock this
+        process holds (no other process can be collecting them).
         """
+
+    @abc.abstractmethod
+    def abandon_runs(self, source_id: str, pid: int, error: str, since: datetime) -> None:
+        """Record that process ``pid`` (started at ``since``) was stopped collecting a source.
+
+        Its 'running' or 'interrupted' run becomes 'failed' with ``error`` (a run is added when
+        it had opened none) and the failure counts in the source's health.
+        """
+
+    @abc.abstractmethod
+    def runs_of(self, source_id: str, pid: int, since: datetime) -> list[dict[str, Any]]:
+        """The ``runs`` rows of a source opened by process ``pid`` at or after ``since``."""
 
     # -- reading --------------------------------------------------------------------------
     @abc.abstractmethod
@@ -114,8 +128,36 @@ class Inbox(abc.ABC):
         """The ``source_state`` row of a source, or None."""
 
     @abc.abstractmethod
+    def source_health(
+        self, now: datetime, window_days: int = 30, source_ids: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every known source's health (or only of ``source_ids``), for the scheduler and
+        ``glas status``.
+
+        One dict per source in ``sources`` or ``source_state``: ``in_config``, ``enabled``,
+        the ``source_state`` columns but the cursor, ``last_started_at`` (when the process
+        of the last run that finished ok or failed began its first run: the start of that
+        ``glas run``), ``posts_24h`` (posts published in the 24 h before
+        ``now``), ``last_post_at`` and ``post_times`` (times of the posts published in the
+        ``window_days`` up to the last one, oldest first); times as ISO 8601 UTC text.
+        """
+
+    @abc.abstractmethod
     def last_seq(self) -> int:
         """The highest ``seq`` stamped so far."""
+
+    @abc.abstractmethod
+    def recent_posts(
+        self, after_seq: int, window_seconds: float
+    ) -> tuple[int, list[tuple[int, str, str, int | None, str, int | None]]]:
+        """What the near-duplicate index needs: ``(last_seq, rows)``.
+
+        Rows are ``(seq, platform, native_id, cluster_id, text, at)`` with ``at`` the post's
+        time (published, else first seen) in POSIX seconds. With ``after_seq`` 0: every post
+        whose time is within ``window_seconds`` of the newest one (or of now, if earlier);
+        otherwise every post with ``seq > after_seq``. ``last_seq`` is read first, so rows up
+        to it are all included.
+        """
 
     @abc.abstractmethod
     def export(

@@ -158,4 +158,15 @@ CREATE INDEX posts_official_parent ON posts (platform, parent)
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "near-duplicate cases: clusters.merged_into, reposts by original",
+        """
+ALTER TABLE clusters ADD COLUMN merged_into INTEGER;
+CREATE INDEX posts_repost_of ON posts (platform, repost_of) WHERE repost_of IS NOT NULL;
+""",
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version

@@ -7,7 +7,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -159,7 +159,7 @@ class SqliteInbox(Inbox):
         result = StoreResult()
         now = now_text()
         with self.transaction():
-            moved: list[tuple[int, int | None, str | None]] = []
+            moved: list[tuple[int, int | None, dict[str, Any], Post]] = []
             touched: set[int] = set()
             edited: set[int] = set()
             answered: set[tuple[str, str]] = set()  # posts an official reply may answer
@@ -190,27 +190,29 @@ class SqliteInbox(Inbox):
                     result.unchanged += 1
                     continue
                 if found is None:
-                    cluster_id = self._cluster_with_key(row["dedupe_key"])
-                    if cluster_id is None:
+                    targets = self._link_targets(row, post.duplicate_of)
+                    if not targets:
                         row["cluster_id"], row["is_canonical"] = self._open_cluster(row, now), 1
                     else:
-                        row["cluster_id"], row["is_canonical"] = cluster_id, 0
-                        touched.add(cluster_id)
+                        row["cluster_id"], row["is_canonical"] = targets[0], 0
+                        touched.add(targets[0])
                     post_id = self._insert_post(row, now, self._next_seq())
                     self._stamped.add(("posts", post_id))
+                    self._merge_clusters(targets, touched, now)
                     result.new += 1
                     continue
                 post_id, _, old_key, cluster_id, canonical, _ = found
                 self._update_post(post_id, row, now, self._stamp("posts", post_id))
                 result.updated += 1
                 if old_key != row["dedupe_key"] or cluster_id is None:
-                    moved.append((post_id, cluster_id, row["dedupe_key"]))
+                    moved.append((post_id, cluster_id, row, post))
                 else:
                     touched.add(cluster_id)
                     if canonical:  # the case shows this post's text: readers must see the edit
                         edited.add(cluster_id)
-            for post_id, old_cluster, key in moved:
-                self._assign_cluster(post_id, old_cluster, key, touched, now)
+            for post_id, old_cluster, row, post in moved:
+                targets = self._link_targets(row, post.duplicate_of, exclude=post_id)
+                self._assign_cluster(post_id, old_cluster, targets, touched, now)
             self._record_answers(answered, touched, now)
             self._refresh_clusters(touched, now, edited)
             if cursor is not None:
@@ -283,6 +285,88 @@ class SqliteInbox(Inbox):
             if cluster_id is not None:
                 touched.add(cluster_id)
 
+    def _link_targets(
+        self, row: dict[str, Any], links: list[tuple[str, str]] | None, exclude: int = -1
+    ) -> list[int]:
+        """Cases a post belongs to, oldest first: those of the posts it copies (near-duplicate
+        or repost links), of stored posts with the same exact text, and of stored reposts of
+        it (an original collected after its reposts)."""
+        found: set[int] = set()
+        for platform, native_id in links or ():
+            hit = self.conn.execute(
+                "SELECT cluster_id FROM posts WHERE platform = ? AND native_id = ? AND id != ?",
+                (platform, native_id, exclude),
+            ).fetchone()
+            if hit is not None and hit[0] is not None:
+                found.add(hit[0])
+        same_text = self._cluster_with_key(row["dedupe_key"], exclude)
+        if same_text is not None:
+            found.add(same_text)
+        found.update(
+            hit[0]
+            for hit in self.conn.execute(
+                "SELECT DISTINCT cluster_id FROM posts WHERE platform = ? AND repost_of = ? "
+                "AND id != ? AND cluster_id IS NOT NULL",
+                (row["platform"], row["native_id"], exclude),
+            )
+        )
+        return sorted(found)
+
+    def _merge_clusters(self, targets: list[int], touched: set[int], now: str) -> None:
+        """Move every post of ``targets[1:]`` into ``targets[0]`` (the oldest case).
+
+        Each moved post and each emptied case gets a new seq; the emptied case keeps
+        ``merged_into`` so routing tools can carry their status over.
+        """
+        if len(targets) < 2:
+            return
+        into = targets[0]
+        for other in targets[1:]:
+            ids = self.conn.execute("SELECT id FROM posts WHERE cluster_id = ?", (other,))
+            for (post_id,) in ids.fetchall():
+                self.conn.execute(
+                    "UPDATE posts SET cluster_id = ?, seq = coalesce(?, seq) WHERE id = ?",
+                    (into, self._stamp("posts", post_id), post_id),
+                )
+            merged = self.conn.execute(
+                "SELECT cluster_id FROM clusters WHERE cluster_id = ? OR merged_into = ?",
+                (other, other),
+            ).fetchall()
+            for (cluster_id,) in merged:
+                self.conn.execute(
+                    "UPDATE clusters SET merged_into = ?, updated_at = ?, seq = coalesce(?, seq) "
+                    "WHERE cluster_id = ?",
+                    (into, now, self._stamp("clusters", cluster_id), cluster_id),
+                )
+            touched.add(other)
+        touched.add(into)
+
+    def recent_posts(
+        self, after_seq: int, window_seconds: float
+    ) -> tuple[int, list[tuple[int, str, str, int | None, str, int | None]]]:
+        last = self.last_seq()
+        at = "coalesce(published_at, first_seen_at)"
+        columns = (
+            f"seq, platform, native_id, cluster_id, text, CAST(strftime('%s', {at}) AS INTEGER)"
+        )
+        if after_seq:
+            rows = self.conn.execute(
+                f"SELECT {columns} FROM posts WHERE seq > ? ORDER BY seq", (after_seq,)
+            ).fetchall()
+            return last, rows
+        newest = self.conn.execute(
+            f"SELECT min(CAST(strftime('%s', max({at})) AS INTEGER), "
+            "CAST(strftime('%s', 'now') AS INTEGER)) FROM posts"
+        ).fetchone()[0]
+        if newest is None:
+            return last, []
+        cutoff = datetime.fromtimestamp(newest - window_seconds, UTC).strftime(UTC_FORMAT)
+        rows = self.conn.execute(
+            f"SELECT {columns} FROM posts WHERE {at} >= ? AND seq <= ? ORDER BY seq",
+            (cutoff, last),
+        ).fetchall()
+        return last, rows
+
     def _cluster_with_key(self, key: str | None, exclude: int = -1) -> int | None:
         """The cluster of a stored post with the same exact-duplicate key, if any."""
         if key is None:
@@ -313,10 +397,10 @@ class SqliteInbox(Inbox):
         return cluster_id
 
     def _assign_cluster(
-        self, post_id: int, old: int | None, key: str | None, touched: set[int], now: str
+        self, post_id: int, old: int | None, targets: list[int], touched: set[int], now: str
     ) -> None:
-        """Join the cluster holding the same exact text, else keep or open a cluster."""
-        target = self._cluster_with_key(key, exclude=post_id)
+        """Join the oldest of ``targets`` (merging the others into it), else keep or open one."""
+        target = targets[0] if targets else None
         if target is None and old is not None:
             others = self.conn.execute(
                 "SELECT count(*) FROM posts WHERE cluster_id = ? AND id != ?", (old, post_id)
@@ -333,6 +417,7 @@ class SqliteInbox(Inbox):
             if old is not None:
                 touched.add(old)
         touched.add(target)
+        self._merge_clusters(targets, touched, now)
 
     def _refresh_clusters(
         self, cluster_ids: Iterable[int], now: str, edited: set[int] | frozenset = frozenset()
@@ -454,12 +539,17 @@ class SqliteInbox(Inbox):
                 ),
             )  # fmt: skip
 
-    def close_interrupted_runs(self) -> int:
+    def close_interrupted_runs(self, source_ids: Iterable[str] | None = None) -> int:
+        where, params = "status = 'running'", []
+        if source_ids is not None:
+            ids = list(source_ids)
+            where += f" AND source_id IN ({', '.join('?' for _ in ids)})"
+            params = ids
         with self.transaction():
             cur = self.conn.execute(
                 "UPDATE runs SET status = 'interrupted', finished_at = ?, "
-                "error = 'the run was stopped before it finished' WHERE status = 'running'",
-                (now_text(),),
+                f"error = 'the run was stopped before it finished' WHERE {where}",
+                (now_text(), *params),
             )
         return cur.rowcount
 
@@ -515,6 +605,94 @@ class SqliteInbox(Inbox):
 
     def close(self) -> None:
         self.conn.close()
+
+    # -- health (the daemon and `glas status`) ----------------------------------------------
+    def abandon_runs(self, source_id: str, pid: int, error: str, since: datetime) -> None:
+        now = now_text()
+        with self.transaction():
+            cur = self.conn.execute(
+                "UPDATE runs SET status = 'failed', finished_at = ?, error = ? "
+                "WHERE source_id = ? AND pid = ? AND started_at >= ? "
+                "AND status IN ('running', 'interrupted')",
+                (now, error, source_id, pid, since.strftime(UTC_FORMAT)),
+            )
+            if not cur.rowcount:  # stopped before it opened its run: record one all the same
+                self.conn.execute(
+                    "INSERT INTO runs (source_id, started_at, finished_at, status, error, pid) "
+                    "VALUES (?, ?, ?, 'failed', ?, ?)",
+                    (source_id, since.strftime(UTC_FORMAT), now, error, pid),
+                )
+            self.conn.execute(
+                "INSERT INTO source_state (source_id, updated_at) VALUES (?, ?) "
+                "ON CONFLICT (source_id) DO NOTHING",
+                (source_id, now),
+            )
+            self.conn.execute(
+                "UPDATE source_state SET last_run_at = ?, last_status = 'failed', "
+                "consecutive_failures = consecutive_failures + 1, last_error = ?, gone = 0, "
+                "updated_at = ? WHERE source_id = ?",
+                (now, error, now, source_id),
+            )
+
+    def runs_of(self, source_id: str, pid: int, since: datetime) -> list[dict[str, Any]]:
+        return [
+            decode_row(row)
+            for row in self.db["runs"].rows_where(
+                "source_id = ? AND pid = ? AND started_at >= ?",
+                [source_id, pid, since.strftime(UTC_FORMAT)],
+                order_by="run_id",
+            )
+        ]
+
+    def source_health(
+        self, now: datetime, window_days: int = 30, source_ids: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        day = (now - timedelta(hours=24)).strftime(UTC_FORMAT)
+        where, params = "", [day]
+        if source_ids is not None:
+            ids = list(source_ids)
+            where = f"WHERE ids.source_id IN ({', '.join('?' for _ in ids)})"
+            params += ids
+        rows = self.db.query(
+            f"""
+            SELECT ids.source_id, src.in_config, src.enabled, st.last_run_at,
+                   st.last_success_at, st.last_status, coalesce(st.consecutive_failures, 0)
+                       AS consecutive_failures, st.last_error, coalesce(st.gone, 0) AS gone,
+                   (SELECT min(r2.started_at) FROM runs r2
+                      WHERE r2.run_id BETWEEN last.run_id - 1000 AND last.run_id
+                        AND r2.pid = last.pid
+                        AND r2.started_at >= strftime('%Y-%m-%dT%H:%M:%SZ', last.started_at,
+                                                      '-12 hours')) AS last_started_at,
+                   (SELECT count(*) FROM posts p WHERE p.source_id = ids.source_id
+                      AND coalesce(p.published_at, p.first_seen_at) >= ?) AS posts_24h,
+                   (SELECT max(coalesce(p.published_at, p.first_seen_at)) FROM posts p
+                      WHERE p.source_id = ids.source_id) AS last_post_at
+            FROM (SELECT source_id FROM sources UNION SELECT source_id FROM source_state) ids
+            LEFT JOIN sources src ON src.source_id = ids.source_id
+            LEFT JOIN source_state st ON st.source_id = ids.source_id
+            LEFT JOIN runs last ON last.run_id = (
+                SELECT max(r.run_id) FROM runs r WHERE r.source_id = ids.source_id
+                  AND r.status IN ('ok', 'failed'))
+            {where}
+            ORDER BY ids.source_id""",
+            params,
+        )
+        result = []
+        for row in rows:
+            row["post_times"] = []
+            if row["last_post_at"]:
+                last = datetime.strptime(row["last_post_at"], UTC_FORMAT)
+                start = (last - timedelta(days=window_days)).strftime(UTC_FORMAT)
+                row["post_times"] = [
+                    r[0]
+                    for r in self.conn.execute(
+                        "SELECT coalesce(published_at, first_seen_at) AS t FROM posts "
+                        "WHERE source_id = ? AND t >= ? ORDER BY t",
+                        (row["source_id"], start),
+                    )
+                ]
+            result.append(row)
+        return result
 
 
 STATS_QUERIES = {

@@ -102,7 +102,13 @@ def test_schema_is_json_and_describes_the_file(glas: Callable) -> None:
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False  # unknown top-level keys are errors
     assert schema["required"] == ["sources"]
-    assert set(schema["properties"]) == {"defaults", "sources", "official_accounts"}
+    assert set(schema["properties"]) == {
+        "defaults",
+        "sources",
+        "official_accounts",
+        "dedupe",
+        "flagging",
+    }
 
     items = schema["properties"]["sources"]["items"]
     variants = [_resolve(schema, v) for v in items.get("oneOf") or items.get("anyOf") or [items]]

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from crawler.cli import main
-from crawler.config import Config, ConfigError, load_config
+from crawler.config import TOP_LEVEL_KEYS, Config, ConfigError, load_config
 from crawler.validators import parse_duration
 from spiders import source_types
 from tests.conftest import FIXTURES, REPO
 
 SOURCES = FIXTURES / "sources"
 TYPES = ", ".join(sorted(source_types()))  # as the messages list them
+ALLOWED = ", ".join(TOP_LEVEL_KEYS)
 DURATION_HELP = "use a number and a unit (s, m, h, d, w), e.g. 90s, 15m, 1h30m, 2d"
 SECRETS = (
     "secrets never go in sources.yaml; keep them in environment variables (a source type that "
@@ -30,7 +31,9 @@ SECRETS = (
 ID_RULE = (
     "letters, digits, '-', '_' and '.' only, starting with a letter or digit, at most 80 characters"
 )
-SOURCE_KEYS = "id, type, municipality, schedule, enabled, timezone, timeout, note, url, max_pages"
+SOURCE_KEYS = (
+    "id, type, municipality, schedule, enabled, timezone, timeout, run_limit, note, url, max_pages"
+)
 
 
 def problems(path: Path) -> list[str]:
@@ -553,7 +556,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         sources: []
         """,
         [
-            "1: file: unknown key 'common' (allowed: defaults, sources, official_accounts, "
+            f"1: file: unknown key 'common' (allowed: {ALLOWED}, "
             "and keys starting with 'x-' to hold YAML anchors)"
         ],
     ),
@@ -735,7 +738,7 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             "5: b: 'enabled' must be true or false, found \"maybe\"",
             f"7: a: unknown type 'rsss' (known: {TYPES}); did you mean 'rss'?",
             "9: defaults: 'timeout' must be greater than 0, found the number 0",
-            "10: file: unknown key 'colour' (allowed: defaults, sources, official_accounts, "
+            f"10: file: unknown key 'colour' (allowed: {ALLOWED}, "
             "and keys starting with 'x-' to hold YAML anchors)",
         ],
     ),

@@ -58,7 +58,7 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
             url: {replay.url}/feed/1.xml
             max_pages: 5
     """)
-    victim = start_glas("run")
+    victim = start_glas("run", "--all")
     victim.wait_until(lambda: count(db, "SELECT count(*) FROM posts") >= PAGE, "page 1 committed")
     assert replay.hits("/feed/2.xml") <= 1
     victim.process.send_signal(signal.SIGKILL)
@@ -68,7 +68,7 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
     assert count(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 1
 
     replay.clear_faults()
-    rerun = glas("run")
+    rerun = glas("run", "--all")
     assert rerun.returncode == 0, rerun.stderr
     assert "30 new" in rerun.stdout and "30 unchanged" in rerun.stdout
     assert count(db, "SELECT count(*) FROM posts") == 2 * PAGE
@@ -112,7 +112,7 @@ def test_sigterm_marks_the_run_interrupted_without_hurting_source_health(
             type: rss
             url: {replay.url}/stuck.xml
     """)
-    run = start_glas("run")
+    run = start_glas("run", "--all")
     run.wait_until(
         lambda: (
             count(db, "SELECT count(*) FROM runs WHERE status = 'ok'") >= 1
@@ -138,6 +138,6 @@ def test_sigterm_marks_the_run_interrupted_without_hurting_source_health(
     assert health.get("stuck", 0) == 0, "an operator's stop is not a failure of the source"
 
     replay.clear_faults()
-    again = glas("run")
+    again = glas("run", "--all")
     assert again.returncode == 0, again.stderr
     assert count(db, "SELECT count(*) FROM posts WHERE source_id = 'stuck'") == 4

@@ -126,7 +126,7 @@ def test_two_sites_first_run_then_incremental(
     serve(replay, "sosnovka", "text/html; charset=windows-1251")
     write_sources(sources(zarechny_source(replay.url), sosnovka_source(replay.url)))
 
-    first = glas("run")
+    first = glas("run", "--all")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "Traceback" not in first.stderr
     news = posts(db, "zarechny-news")
@@ -171,7 +171,7 @@ def test_two_sites_first_run_then_incremental(
     qhits = item_hits(replay, "sosnovka", SOSNOVKA_ITEMS)
     assert set(hits.values()) == {1} and set(qhits.values()) == {1}
     page2 = replay.hits("/zarechny/news/page-2.html")
-    second = glas("run")
+    second = glas("run", "--all")
     assert second.returncode == 0, second.stdout + second.stderr
     assert item_hits(replay, "zarechny", ZARECHNY_ITEMS) == hits
     assert replay.hits("/zarechny/news/page-2.html") == page2
@@ -201,7 +201,7 @@ def test_two_sites_first_run_then_incremental(
     replay.route(
         "/sosnovka/priemnaya/vopros-318.html", answered, content_type="text/html; charset=cp1251"
     )
-    third = glas("run")
+    third = glas("run", "--all")
     assert third.returncode == 0, third.stdout + third.stderr
     assert item_hits(replay, "zarechny", ZARECHNY_ITEMS) == hits
     assert replay.hits("/zarechny/news/1047.html") == 1
@@ -227,7 +227,7 @@ def test_windows_1251_site_without_a_true_charset_header(
 ) -> None:
     serve(replay, "sosnovka", content_type)
     write_sources(sources(sosnovka_source(replay.url)))
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stdout + result.stderr
     qa = posts(db, "sosnovka-priemnaya")
     qbase = f"{replay.url}/sosnovka/priemnaya"
@@ -269,7 +269,7 @@ def test_faults_are_one_line_errors_and_a_missing_item_page_a_warning(
             .replace("/zarechny/news/", "/empty/news/"),
         )
     )
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     errors = {
@@ -316,7 +316,7 @@ def test_selector_that_matches_nothing_is_a_warning_naming_it(
             )
         )
     )
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     url = f"{replay.url}/zarechny/news/"
     assert json.loads(last_run(db, "zarechny-news")["warnings"]) == [

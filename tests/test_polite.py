@@ -44,7 +44,7 @@ def test_robots_txt_forbidding_the_feed_fails_the_source_without_fetching_it(
     replay.route("/robots.txt", "User-agent: *\nDisallow: /city/\n", content_type="text/plain")
     replay.route("/city/rss.xml", make_rss("city", 3))
     write_sources(feed_source(replay))
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 1
     assert replay.hits("/city/rss.xml") == 0
     expected = f"robots.txt of the site forbids {replay.url}/city/rss.xml"
@@ -60,7 +60,7 @@ def test_user_agent_names_glas_and_the_operator_contact(
     write_sources(
         feed_source(replay, "request_delay: 0s\n          contact: https://cur.example.ru/glas")
     )
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     agents = {r.headers.get("User-Agent") for r in replay.requests}
     assert agents == {
@@ -75,7 +75,7 @@ def test_short_retry_after_is_waited_for_then_the_request_retried(
     replay.route("/city/rss.xml", make_rss("city", 3))
     replay.fault("/city/rss.xml", status=429, times=1, headers={"Retry-After": "1"})
     write_sources(feed_source(replay, "request_delay: 0s\n          retry_backoff: 0s"))
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     first, second = times_of(replay, "/city/rss.xml")
     assert second - first >= 0.9, "Retry-After: 1 must be honoured even with retry_backoff 0s"
@@ -87,7 +87,7 @@ def test_long_retry_after_fails_the_source_at_once_saying_so(
 ) -> None:
     replay.fault("/city/rss.xml", status=429, headers={"Retry-After": "3600"})
     write_sources(feed_source(replay))
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 1
     assert replay.hits("/city/rss.xml") == 1, "no retry storm against a site asking to wait"
     assert last_error(tmp_path) == (
@@ -106,7 +106,7 @@ def test_server_errors_are_retried_after_a_doubling_pause(
             replay, "request_delay: 0s\n          retry_backoff: 0.4s\n          retries: 2"
         )
     )
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     one, two, three = times_of(replay, "/city/rss.xml")
     assert two - one >= 0.35 and three - two >= 0.75  # 0.4s, then 0.8s
@@ -128,7 +128,7 @@ def test_request_delay_spaces_requests_to_one_site(
             url: {replay.url}{pages[0]}
             max_pages: 3
     """)
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     times = sorted(r.time for r in replay.requests)  # robots.txt and the three pages
     assert len(times) == 4

@@ -143,7 +143,7 @@ def test_first_run_stores_posts_and_second_run_is_a_304(
             enabled: false
     """)
 
-    first = glas("run")
+    first = glas("run", "--all")
     assert first.returncode == 0, first.stderr
     # Not a terminal: the one-line summary on stdout and nothing else.
     assert lines(first.stdout) == [first.stdout.strip()]
@@ -169,7 +169,7 @@ def test_first_run_stores_posts_and_second_run_is_a_304(
     seq_before = post_seqs(db)
     last_seq = scalar(db, "SELECT value FROM counters WHERE name = 'seq'")
 
-    second = glas("run", "--progress")
+    second = glas("run", "--all", "--progress")
     assert second.returncode == 0, second.stderr
     request = requests_to(replay, "/mos/rss.xml")[-1]
     assert request.headers.get("If-None-Match"), "the stored ETag was not sent"
@@ -206,11 +206,11 @@ def test_feed_without_validators_is_fetched_again_and_unchanged(
             type: rss
             url: {replay.url}/plain.xml
     """)
-    assert glas("run").returncode == 0
+    assert glas("run", "--all").returncode == 0
     before = post_seqs(db)
     assert len(before) == 10
 
-    second = glas("run")
+    second = glas("run", "--all")
     assert second.returncode == 0, second.stderr
     request = requests_to(replay, "/plain.xml")[-1]
     assert request.headers.get("If-None-Match") is None
@@ -239,7 +239,7 @@ def test_edited_entry_is_updated_in_place_with_a_new_seq(
             type: rss
             url: {replay.url}/mos.xml
     """)
-    assert glas("run").returncode == 0
+    assert glas("run", "--all").returncode == 0
     edited_id = "https://www.mos.ru/news/item/110534073/"
     posts_before = {r["native_id"]: r for r in query(db, "SELECT * FROM posts")}
     assert posts_before[edited_id]["text"] == EDITED_FROM
@@ -250,7 +250,7 @@ def test_edited_entry_is_updated_in_place_with_a_new_seq(
 
     assert mos_feed.count(EDITED_FROM.encode()) == 1
     replay.route("/mos.xml", mos_feed.replace(EDITED_FROM.encode(), EDITED_TO.encode()))
-    second = glas("run")
+    second = glas("run", "--all")
     assert second.returncode == 0, second.stderr
     assert requests_to(replay, "/mos.xml")[-1].status == 200
     assert "0 new, 1 updated, 9 unchanged" in second.stdout
@@ -292,7 +292,7 @@ def test_http_500_fails_only_that_source_and_counts_consecutive_failures(
             url: {replay.url}/good.xml
     """)
 
-    first = glas("run")
+    first = glas("run", "--all")
     assert first.returncode == 1
     assert lines(first.stdout) == [first.stdout.strip()]
     assert "1 ok, 1 failed" in first.stdout and "(failed: dead)" in first.stdout
@@ -311,12 +311,12 @@ def test_http_500_fails_only_that_source_and_counts_consecutive_failures(
     assert "HTTP 500" in dead["last_error"]
     assert state(db, "good")["consecutive_failures"] == 0
 
-    assert glas("run").returncode == 1
+    assert glas("run", "--all").returncode == 1
     assert state(db, "dead")["consecutive_failures"] == 2
     assert state(db, "good")["consecutive_failures"] == 0
 
     replay.clear_faults()
-    third = glas("run")
+    third = glas("run", "--all")
     assert third.returncode == 0, third.stderr
     dead = state(db, "dead")
     assert (dead["last_status"], dead["consecutive_failures"], dead["last_error"]) == (
@@ -345,7 +345,7 @@ def test_html_page_is_a_clear_error_and_a_bozo_feed_a_warning(
             type: rss
             url: {replay.url}/bozo.xml
     """)
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 1
     assert_clean(result)
     error = runs(db, "portal")[-1]["error"]
@@ -385,7 +385,7 @@ def test_dropped_connection_and_timeout_are_clear_errors(
             timeout: 1
     """)
     began = time.monotonic()
-    result = glas("run", timeout=60)
+    result = glas("run", "--all", timeout=60)
     assert time.monotonic() - began < 20
     assert result.returncode == 1
     assert_clean(result)
@@ -454,14 +454,14 @@ def test_lock_stops_a_second_run_while_the_first_goes_on(
             type: rss
             url: {replay.url}/slow.xml
     """)
-    first = start_glas("run")
+    first = start_glas("run", "--all")
     first.wait_until(lambda: replay.hits("/slow.xml") > 0, "the first run fetching the feed")
-    second = glas("run")  # the first run holds the lock and waits on the feed
+    second = glas("run", "--all")  # the first run holds the lock and waits on the feed
     assert second.returncode == 1
-    lock = tmp_path / "inbox.db.lock"
     assert lines(second.stderr) == [
-        f"glas: another glas run holds {lock} (pid {first.process.pid}); this run was skipped"
+        f"glas: slow: skipped: being collected by pid {first.process.pid}"
     ]
+    assert (tmp_path / "inbox.db.locks" / "slow.lock").is_file()
     code, out, err = first.finish()
     assert code == 0, err
     assert "2 new" in out
@@ -496,7 +496,7 @@ def test_paged_feed_follows_rel_next_up_to_max_pages(
             url: {replay.url}/loop/1.xml
             max_pages: 3
     """)
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     ids = [r[0] for r in query(db, "SELECT native_id FROM posts WHERE source_id = 'deep'")]
     assert sorted(ids) == [f"deep-{n}" for n in range(1, 7)]

@@ -466,13 +466,13 @@ def test_glas_run_command(glas: Any, write_sources: Callable[[str], Path], tmp_p
         TELEGRAM_SESSION=SESSION,
         GLAS_TELEGRAM_GATEWAY="tests.telegram_fakes:demo",
     )
-    first = glas("run", "-vv", env=env)
+    first = glas("run", "--all", "-vv", env=env)
     assert first.returncode == 0, first.stderr
     assert "10 new" in first.stdout
     output = first.stdout + first.stderr
     assert "Traceback" not in output
     assert API_HASH not in output and SESSION not in output
-    missing = glas("run", env={k: v for k, v in env.items() if k != "TELEGRAM_SESSION"})
+    missing = glas("run", "--all", env={k: v for k, v in env.items() if k != "TELEGRAM_SESSION"})
     assert missing.returncode == 1
     assert "adm-n: failed: Telegram credentials missing: set TELEGRAM_SESSION" in missing.stderr
     assert API_HASH not in missing.stderr

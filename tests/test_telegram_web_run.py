@@ -145,7 +145,7 @@ def test_first_run_reads_max_pages_then_only_the_newest_page(
         replay.route(path, (CASES / f"{name}.html").read_bytes())
     city(2, officials='["@Verhneozersk_Live"]')
     began = datetime.now(UTC).replace(microsecond=0)
-    first = glas("run")
+    first = glas("run", "--all")
     ended = datetime.now(UTC)
     assert first.returncode == 0, first.stderr
     assert_clean(first)
@@ -181,7 +181,7 @@ def test_first_run_reads_max_pages_then_only_the_newest_page(
     assert (state["channel"], state["last_id"], "resume" in state) == (CITY, 152, False)
     assert sorted(state["edited"]) == ["130", "143", "148"]
 
-    second = glas("run")
+    second = glas("run", "--all")
     assert second.returncode == 0, second.stderr
     assert pages_asked(replay)[2:] == [PAGE]  # the newest page reaches the cursor: no paging
     assert "0 new, 0 updated, 9 unchanged" in second.stdout  # edited_at did not move
@@ -195,7 +195,7 @@ def test_too_few_pages_leave_a_gap_that_the_next_run_closes(
 ) -> None:
     serve(replay, {None: (range(41, 61), 41)})
     city(1)
-    assert glas("run").returncode == 0
+    assert glas("run", "--all").returncode == 0
     assert cursor(db)["last_id"] == 60
 
     serve(
@@ -209,7 +209,7 @@ def test_too_few_pages_leave_a_gap_that_the_next_run_closes(
     )
     city(2)
     replay.clear_requests()
-    second = glas("run")
+    second = glas("run", "--all")
     assert second.returncode == 0, second.stderr
     assert pages_asked(replay) == [PAGE, f"{PAGE}?before=101"]
     assert "did not reach the posts collected before" in second.stdout + second.stderr
@@ -225,7 +225,7 @@ def test_too_few_pages_leave_a_gap_that_the_next_run_closes(
     )
     city(1)
     replay.clear_requests()
-    third = glas("run")
+    third = glas("run", "--all")
     assert third.returncode == 0, third.stderr
     assert pages_asked(replay) == [PAGE]
     assert "did not reach the posts collected before" in third.stdout + third.stderr
@@ -233,7 +233,7 @@ def test_too_few_pages_leave_a_gap_that_the_next_run_closes(
 
     city(6)
     replay.clear_requests()
-    fourth = glas("run")
+    fourth = glas("run", "--all")
     assert fourth.returncode == 0, fourth.stderr
     # Down to what the last runs stored (the page of 101..120), then the gap, to the cursor.
     assert pages_asked(replay) == [
@@ -254,7 +254,7 @@ def test_server_error_midway_keeps_earlier_pages_and_the_next_run_heals(
 ) -> None:
     serve(replay, {None: (range(41, 61), 41)})
     city(1)
-    assert glas("run").returncode == 0
+    assert glas("run", "--all").returncode == 0
 
     edited = {"55": {"text": "Жалоба № 55: мусор вывезли, спасибо!", "edited": True}}
     serve(
@@ -272,7 +272,7 @@ def test_server_error_midway_keeps_earlier_pages_and_the_next_run_heals(
     replay.fault(f"{PAGE}?before=81", status=500)
     city(5)
     replay.clear_requests()
-    failed = glas("run")
+    failed = glas("run", "--all")
     assert failed.returncode == 1
     assert_clean(failed)
     error = f"HTTP 500 from {replay.url}{PAGE}?before=81"
@@ -288,7 +288,7 @@ def test_server_error_midway_keeps_earlier_pages_and_the_next_run_heals(
     replay.clear_faults()
     replay.clear_requests()
     began = datetime.now(UTC).replace(microsecond=0)
-    healed = glas("run")
+    healed = glas("run", "--all")
     assert healed.returncode == 0, healed.stderr
     assert_clean(healed)
     # Page 1 reaches what the failed run stored; then the gap down to the cursor (41 ≤ 60).
@@ -334,7 +334,7 @@ def test_missing_closed_cut_and_empty_channels(
         lines += [f"  - id: {source_id}", "    type: telegram_web"]
         lines += [f'    channel: "@{channel}"', f"    base_url: {url}"]
     write_sources("\n".join(lines) + "\n")
-    result = glas("run")
+    result = glas("run", "--all")
     assert result.returncode == 1
     assert_clean(result)
     expected = {

@@ -1,0 +1,101 @@
+"""Flagging: complaint score, topics, places and official-answer style of each post.
+
+The pipeline calls ``stage(settings)`` once and applies the returned function to every batch
+(after dedupe). Lexicons compile once per process and are shared by every stage built with the
+same overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from crawler.model import Post
+from flagging.lexicon import LexiconError
+from flagging.rules import Flagger, Flags
+from flagging.settings import FlaggingSettings
+
+__all__ = [
+    "Flagger",
+    "FlaggingSettings",
+    "Flags",
+    "LexiconError",
+    "apply",
+    "check",
+    "flagger",
+    "stage",
+]
+
+_FLAGGERS: dict[tuple[tuple[str, ...], float, int | None], Flagger] = {}
+
+
+def flagger(
+    overrides: Iterable[str | Path] = (), threshold: float = 0.5, max_topics: int | None = None
+) -> Flagger:
+    """The process-wide :class:`Flagger` for these override files and settings."""
+    key = (tuple(str(p) for p in overrides), threshold, max_topics)
+    if key not in _FLAGGERS:
+        rules = Flagger(key[0], threshold=threshold)
+        if max_topics is not None:
+            rules.max_topics = max_topics
+        _FLAGGERS[key] = rules
+    return _FLAGGERS[key]
+
+
+def apply(post: Post, rules: Flagger) -> Post:
+    """Set the flagging fields of ``post`` (municipality only when it has none)."""
+    flags = rules.flag(_text_of(post), official_author=post.author_is_official)
+    post.complaint_score = flags.complaint_score
+    post.is_complaint = flags.is_complaint
+    post.topics = flags.topics
+    post.topic_scores = flags.topic_scores
+    post.places = flags.places
+    if not post.municipality and flags.municipality:
+        post.municipality = flags.municipality
+    return post
+
+
+def stage(
+    settings: FlaggingSettings | None = None, base: Path | None = None
+) -> Callable[[list[Post]], list[Post]]:
+    """The pipeline stage: flags every post of a batch in place and returns the batch.
+
+    ``base`` is the directory relative lexicon paths are read from (that of sources.yaml).
+    Raises :class:`LexiconError` (one line naming the file) for a bad override file.
+    """
+    settings = settings or FlaggingSettings()
+    if not settings.enabled:
+        return _unchanged
+    rules = flagger(settings.lexicon_paths(base), settings.threshold, settings.max_topics)
+
+    def flag_batch(posts: list[Post]) -> list[Post]:
+        for post in posts:
+            apply(post, rules)
+        return posts
+
+    return flag_batch
+
+
+def check(settings: FlaggingSettings, base: Path | None = None) -> str | None:
+    """One line saying what is wrong with the lexicon overrides, or None when they compile.
+
+    For config checking; the compiled lexicons are kept for the stage (no second cost).
+    """
+    if not settings.enabled:
+        return None
+    try:
+        flagger(settings.lexicon_paths(base), settings.threshold, settings.max_topics)
+    except LexiconError as exc:
+        return str(exc)
+    return None
+
+
+def _unchanged(posts: list[Post]) -> list[Post]:
+    return posts
+
+
+def _text_of(post: Post) -> str:
+    """The text to judge: a web post's title belongs to it (news headlines, appeal subjects)."""
+    if post.title and post.platform in ("web", "rss") and post.title not in post.text:
+        return f"{post.title}. {post.text}"
+    return post.text

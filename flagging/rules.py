@@ -1,0 +1,211 @@
+"""The rule-based flagger: complaint score, official-answer style, topics, places."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flagging import lexicon, morph, text
+from flagging.lexicon import Hit, LexiconError, Matcher
+from flagging.places import PlaceFinder
+
+# "Вы", "Вас", "Вам", "Ваш…" with a capital inside a sentence: the polite address of answers.
+_GRIEVANCE = ("complaint.problem", "complaint.request", "complaint.dissatisfaction")
+_VERBAL = frozenset({"VERB", "INFN", "PRTS"})
+_POLITE = re.compile(r"(?<=[^.!?\n]\s)(?:Вы|Вас|Вам|Вами|Ваш[а-я]*)\b")
+
+
+@dataclass(slots=True)
+class Flags:
+    """What the flagger says about one text."""
+
+    complaint_score: float
+    is_complaint: bool
+    official_style: bool
+    official_score: float
+    topics: list[str]
+    topic_scores: dict[str, float]
+    places: list[dict[str, str]]
+    municipality: str | None
+
+
+@dataclass(slots=True)
+class _Group:
+    weight: float
+    cap: float
+    negated: str | None  # key that negated hits count for instead (None drops them)
+    softened_by: str | None  # a key whose presence halves this group
+
+
+class Flagger:
+    """Compiled lexicons; build once per process (about a second) and reuse."""
+
+    def __init__(self, overrides: Iterable[str | Path] = (), *, threshold: float = 0.5) -> None:
+        overrides = [str(p) for p in overrides]
+        try:
+            self._build(lexicon.load(overrides), threshold)
+        except LexiconError as exc:
+            if overrides and not str(exc).startswith(tuple(overrides)):
+                raise LexiconError(f"{', '.join(overrides)}: {exc}") from None
+            raise
+
+    def _build(self, data: dict[str, Any], threshold: float) -> None:
+        self.threshold = threshold
+        self.matcher = Matcher()
+        self.groups: dict[str, _Group] = {}
+        complaint, official = data["complaint"], data["official"]
+        self._add_groups("complaint", complaint)
+        self._add_groups("official", official)
+        self.bias = float(complaint.get("bias", -1.5))
+        self.question_words = frozenset(complaint.get("question_words") or [])
+        self.question_weight = float(complaint.get("question_weight", 1.0))
+        self.exclamation_weight = float(complaint.get("exclamation_weight", 0.0))
+        self.short_words = int(complaint.get("short_text_words", 3))
+        self.negated_verb_weight = float(complaint.get("negated_verb_weight", 0.0))
+        self.negated_verb_ignore = frozenset(complaint.get("negated_verb_ignore") or [])
+        self.imperative_weight = float(complaint.get("imperative_weight", 0.0))
+        self.imperative_ignore = frozenset(complaint.get("imperative_ignore") or [])
+        self.official_penalty = float(official.get("complaint_penalty", 0.0))
+        self.topic_weight = float(complaint.get("topic_weight", 0.0))
+        self.topic_cap = float(complaint.get("topic_cap", 2.0))
+        self.official_threshold = float(official.get("threshold", 2.5))
+        self.polite_weight = float(official.get("polite_pronoun_weight", 0.0))
+        topics = data["topics"]
+        self.labels: dict[str, str] = {}
+        for code, spec in (topics.get("codes") or {}).items():
+            spec = spec or {}
+            self.labels[code] = str(spec.get("label", code))
+            for term, weight in lexicon.terms_of(spec, f"topics.{code}"):
+                self._add(term, f"topic.{code}", weight)
+        self.labels.setdefault("other", "другое")
+        self.topic_term_cap = float(topics.get("cap", 4))
+        self.min_topic = float(topics.get("min_score", 0.25))
+        self.max_topics = int(topics.get("max_topics", 3))
+        places = data["places"]
+        self.places = PlaceFinder(places)
+        for name, terms in (places.get("municipalities") or {}).items():
+            for term in terms or []:
+                self._add(str(term), f"municipality.{name}", 1.0)
+
+    def _add(self, term: str, key: str, weight: float) -> None:
+        try:
+            self.matcher.add(term, key, weight)
+        except LexiconError as exc:
+            raise LexiconError(f"{key}: {exc}") from None
+
+    def _add_groups(self, section: str, spec: dict[str, Any]) -> None:
+        for name, group in (spec.get("groups") or {}).items():
+            group = group or {}
+            key = f"{section}.{name}"
+            negated = group.get("negated", key)
+            self.groups[key] = _Group(
+                weight=float(group.get("weight", 1.0)),
+                cap=float(group.get("cap", 3.0)),
+                negated=None if negated in (None, "none") else str(negated),
+                softened_by=group.get("softened_by"),
+            )
+            for term, weight in lexicon.terms_of(group, key):
+                self._add(term, key, weight)
+
+    def flag(self, raw_text: str, *, official_author: bool = False) -> Flags:
+        """Flag one text; ``official_author`` marks a reply by an official account."""
+        cleaned = text.clean(raw_text or "")
+        tokens = text.words(cleaned)
+        evidence = self._evidence(self.matcher.find(tokens))
+        official_score = sum(v for k, v in evidence.items() if k.startswith("official."))
+        if self.polite_weight and "Ва" in cleaned and _POLITE.search(cleaned):
+            official_score += self.polite_weight
+        request = evidence.get("complaint.request", 0.0)
+        official_style = official_score >= self.official_threshold + request / 2
+        logit = self.bias + sum(v for k, v in evidence.items() if k.startswith("complaint."))
+        verbs = self._verbs(tokens)
+        logit += verbs - self.official_penalty * official_score
+        local = sum(v for k, v in evidence.items() if k.startswith("topic."))
+        logit += self.topic_weight * min(local, self.topic_cap)
+        if "?" in cleaned and self.question_words.intersection(tokens):
+            logit += self.question_weight
+        grievance = any(evidence.get(k, 0) > 0 for k in _GRIEVANCE) or verbs > 0
+        if "!" in cleaned and official_score < 1 and grievance:
+            logit += self.exclamation_weight  # an outcry about something, not "Привет!"
+        if len(tokens) < self.short_words:
+            logit = self.bias + (logit - self.bias) / 2
+        score = round(1.0 / (1.0 + math.exp(-logit)), 3)
+        if official_author or official_style:
+            score = 0.0
+        topics, topic_scores = self._topics(evidence)
+        places = self.places.find(cleaned, tokens)
+        towns = {k.split(".", 1)[1] for k in evidence if k.startswith("municipality.")}
+        towns |= {p["name"] for p in places if p["kind"] == "settlement"}
+        return Flags(
+            complaint_score=score,
+            is_complaint=score >= self.threshold,
+            official_style=official_style,
+            official_score=round(official_score, 2),
+            topics=topics,
+            topic_scores=topic_scores,
+            places=places,
+            municipality=next(iter(towns)) if len(towns) == 1 else None,
+        )
+
+    def _verbs(self, tokens: list[str]) -> float:
+        """Evidence from verbs no lexicon lists: negated ones and polite imperatives."""
+        negated = 0
+        if "не" in tokens:
+            after = [tokens[i + 1] for i, t in enumerate(tokens[:-1]) if t == "не"]
+            for token in after:
+                if (
+                    morph.tags(token) & _VERBAL
+                    and morph.lemma(token) not in self.negated_verb_ignore
+                ):
+                    negated += 1
+                    if negated == 2:
+                        break
+        imperative = any(
+            "impr" in morph.tags(t) and morph.lemma(t) not in self.imperative_ignore
+            for t in tokens
+            if len(t) > 4 and t.endswith("те")
+        )
+        return negated * self.negated_verb_weight + imperative * self.imperative_weight
+
+    def _evidence(self, hits: list[Hit]) -> dict[str, float]:
+        """Per key, the summed weights of distinct terms, each group capped and weighted."""
+        seen: set[tuple[str, str]] = set()
+        sums: dict[str, float] = {}
+        for hit in hits:
+            key = hit.key
+            group = self.groups.get(key)
+            if group is not None and hit.negated and group.negated != key:
+                if group.negated is None:
+                    continue
+                key = group.negated
+            if (key, hit.term) in seen:
+                continue
+            seen.add((key, hit.term))
+            sums[key] = sums.get(key, 0.0) + hit.weight
+        out: dict[str, float] = {}
+        for key, total in sums.items():
+            group = self.groups.get(key)
+            if group is not None:
+                out[key] = group.weight * min(total, group.cap)
+                if group.softened_by and group.softened_by in sums:
+                    out[key] /= 2
+            elif key.startswith("topic."):
+                out[key] = min(total, self.topic_term_cap)
+            else:
+                out[key] = total
+        return out
+
+    def _topics(self, evidence: dict[str, float]) -> tuple[list[str], dict[str, float]]:
+        found = {k[6:]: v for k, v in evidence.items() if k.startswith("topic.") and v > 0}
+        total = sum(found.values()) + 1.0
+        scores = {code: round(v / total, 3) for code, v in found.items()}
+        scores["other"] = round(scores.get("other", 0.0) + 1.0 / total, 3)
+        ranked = sorted(
+            (c for c, s in scores.items() if c != "other" and s >= self.min_topic),
+            key=lambda c: -scores[c],
+        )[: self.max_topics]
+        return ranked or ["other"], dict(sorted(scores.items(), key=lambda kv: -kv[1]))

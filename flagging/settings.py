@@ -1,0 +1,40 @@
+"""The ``flagging:`` section of sources.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+
+from crawler.model import Strict
+
+
+class FlaggingSettings(Strict):
+    """How posts are flagged: complaint threshold, lexicon overrides, on/off."""
+
+    enabled: bool = Field(
+        True, description="Flag posts (complaint score, topics, places); off leaves them empty."
+    )
+    threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="is_complaint is 1 when complaint_score reaches this."
+    )
+    lexicons: list[Path] = Field(
+        default_factory=list,
+        description="YAML files extending or replacing the shipped lexicons, applied in order "
+        "(relative paths are read from the directory of sources.yaml).",
+    )
+    max_topics: int | None = Field(
+        None, ge=1, le=20, description="Most topics listed per post (default: the lexicon's, 3)."
+    )
+
+    @field_validator("lexicons")
+    @classmethod
+    def _yaml(cls, value: list[Path]) -> list[Path]:
+        for path in value:
+            if path.suffix.lower() not in (".yaml", ".yml"):
+                raise ValueError(f"lexicon override {str(path)!r} must be a .yaml or .yml file")
+        return value
+
+    def lexicon_paths(self, base: Path | None = None) -> list[Path]:
+        """The override files, relative ones read from ``base`` (sources.yaml's directory)."""
+        return [p if p.is_absolute() or base is None else base / p for p in self.lexicons]

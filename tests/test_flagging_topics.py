@@ -1,0 +1,99 @@
+"""Topics: codes ranked with scores, on real appeals and made-up texts."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections import defaultdict
+
+import pytest
+
+from flagging import Flagger, flagger
+from flagging.lexicon import load
+from tests.conftest import shared
+
+CODES = {
+    "housing", "roads", "transport", "landscaping", "waste", "ecology", "energy", "healthcare",
+    "education", "social", "safety", "construction", "culture", "sport", "communications",
+    "trade", "labour", "animals", "public_services", "other",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rules() -> Flagger:
+    return flagger()
+
+
+@pytest.fixture(scope="module")
+def by_category() -> dict[str, list[str]]:
+    """Texts of real appeals per portal category (every 5th of the first 20,000)."""
+    out: dict[str, list[str]] = defaultdict(list)
+    with gzip.open(shared("appeals/spb_nash_gorod.jsonl.gz"), "rt", encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            if n >= 20000:
+                break
+            if n % 5 == 0:
+                row = json.loads(line)
+                out[row["category"]].append(row["text"])
+    return out
+
+
+def test_the_lexicon_has_exactly_the_topic_codes() -> None:
+    topics = load()["topics"]["codes"]
+    assert set(topics) == CODES
+    assert topics["housing"]["label"] == "ЖКХ"
+
+
+@pytest.mark.parametrize(
+    ("category", "code", "share"),
+    [
+        ("Водоснабжение", "housing", 0.9),
+        ("Центральное отопление", "housing", 0.9),
+        ("Содержание МКД", "housing", 0.6),
+    ],
+)
+def test_real_appeals_of_a_category_get_its_topic(
+    rules: Flagger, by_category: dict[str, list[str]], category: str, code: str, share: float
+) -> None:
+    texts = by_category[category]
+    assert len(texts) >= 20
+    right = sum(rules.flag(t).topics[0] == code for t in texts)
+    assert right / len(texts) >= share
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Третий день нет горячей воды в доме, батареи холодные", "housing"),
+        ("На дороге огромные ямы, асфальт разбит", "roads"),
+        ("Автобус 25 не ходит по расписанию, на остановке ждём по часу", "transport"),
+        ("Во дворе сломаны качели на детской площадке, фонари не горят", "landscaping"),
+        ("Контейнерная площадка завалена мусором, вывоз не производится", "waste"),
+        ("В поликлинике невозможно записаться к врачу", "healthcare"),
+        ("В школе холодно, дети сидят на уроках в куртках", "education"),
+        ("Стая бродячих собак у школы, бросаются на детей", "animals"),
+        ("Нет мобильной связи и интернета в посёлке", "communications"),
+        ("Ларёк торгует алкоголем ночью", "trade"),
+        ("Третий месяц задерживают зарплату на заводе", "labour"),
+        ("В МФЦ не принимают документы на паспорт", "public_services"),
+        ("Застройщик ведёт стройку без забора", "construction"),
+    ],
+)
+def test_made_up_texts(rules: Flagger, text: str, code: str) -> None:
+    assert rules.flag(text).topics[0] == code
+
+
+def test_scores_are_ranked_and_other_takes_the_rest(rules: Flagger) -> None:
+    flags = rules.flag("Во дворе не убирают снег, у подъезда наледь, на крыше сосульки")
+    assert flags.topics[0] in ("landscaping", "housing")
+    assert set(flags.topics) <= CODES and len(flags.topics) <= 3
+    scores = flags.topic_scores
+    assert all(0 < s <= 1 for s in scores.values()) and "other" in scores
+    assert list(scores.values()) == sorted(scores.values(), reverse=True)
+    assert abs(sum(scores.values()) - 1) < 0.01
+    assert [c for c in scores if c in flags.topics] == flags.topics
+
+
+def test_no_evidence_is_other(rules: Flagger) -> None:
+    flags = rules.flag("Добрый вечер всем!")
+    assert flags.topics == ["other"] and flags.topic_scores == {"other": 1.0}
