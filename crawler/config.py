@@ -28,7 +28,7 @@ from crawler.config_messages import (
     wrong_type_message,
 )
 from crawler.model import Schedule, SourceConfig, Strict
-from crawler.validators import Duration, check_timezone, duration_field
+from crawler.validators import Duration, check_timezone, duration_field, http_address
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
 from dedupe.settings import DedupeSettings
 from flagging.settings import FlaggingSettings
@@ -118,8 +118,8 @@ class Defaults(Strict):
     @field_validator("vk_api_url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"vk_api_url must start with http:// or https:// (got {value!r})")
+        if value is not None:
+            http_address(value, "vk_api_url")
         return value.rstrip("/") if value else value
 
     @property

@@ -171,3 +171,10 @@ def check_cron(value: str) -> str:
     except ValueError as exc:
         raise ValueError(f"bad cron expression {value!r}: {exc}") from None
     return value
+
+
+def http_address(value: str, name: str) -> str:
+    """``value`` if it is an http(s) address; else a ValueError naming the option."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"{name} must start with http:// or https:// (got {value!r})")
+    return value

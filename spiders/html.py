@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from crawler.model import Checkpoint, Post, SourceConfig, SourceInfo, Strict
+from crawler.validators import http_address
 from spiders.base import GlasSpider, describe_failure
 from spiders.html_dates import DateReader, check_date_format
 from spiders.html_pages import (
@@ -104,9 +105,7 @@ class Options(SourceConfig, _Fields):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https:// (got {value!r})")
-        return value
+        return http_address(value, "url")
 
     @field_validator("item", "link", "next_page", mode="after")
     @classmethod

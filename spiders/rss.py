@@ -15,6 +15,7 @@ import feedparser
 from pydantic import Field, field_validator
 
 from crawler.model import Checkpoint, Post, SourceConfig, SourceInfo
+from crawler.validators import http_address
 from spiders.base import GlasSpider
 
 
@@ -36,9 +37,7 @@ class Options(SourceConfig):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https:// (got {value!r})")
-        return value
+        return http_address(value, "url")
 
 
 _HTML_START = re.compile(

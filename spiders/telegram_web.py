@@ -22,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 from pydantic import Field, field_validator
 
 from crawler.model import Checkpoint, Post, SourceConfig, SourceInfo
+from crawler.validators import http_address
 from spiders.base import GlasSpider
 from spiders.telegram_web_page import ParsedPage, parse_page
 
@@ -80,9 +81,7 @@ class Options(SourceConfig):
     @field_validator("base_url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (got {value!r})")
-        return value.rstrip("/")
+        return http_address(value, "base_url").rstrip("/")
 
 
 # -- the collector ----------------------------------------------------------------------------
