@@ -200,50 +200,45 @@ def _collect_type(
     reporter: Reporter,
     summary: RunSummary,
 ) -> None:
-    """Collect every source of one API type, inside the type's shared session if it has one."""
-    opener = getattr(module, "open_session", None)
-    name = getattr(module, "__name__", "?")
+    """Collect every source of one API type, inside the type's shared session if it has one.
+
+    A session that cannot open fails every source of the type with its reason.
+    """
     stack = contextlib.ExitStack()
     try:
-        _collect_in_session(module, opener, stack, collections, config, inbox, reporter, summary)
+        error, gone = _open_session(getattr(module, "open_session", None), stack, collections)
+        for collection in collections:
+            tracked = _Tracked(config, inbox, collection, reporter, summary)
+            if error is not None:
+                collection.fail(error, gone=gone)
+            else:
+                _collect_plain(module, collection, tracked.ingest)
+            tracked.done()
     finally:
         try:
             stack.close()
         except Exception as exc:  # every source is recorded already: closing is housekeeping
-            log.warning("closing the session of %s failed: %s", name, exc)
+            log.warning(
+                "closing the session of %s failed: %s", getattr(module, "__name__", "?"), exc
+            )
 
 
-def _collect_in_session(
-    module: object,
-    opener: Any,
-    stack: contextlib.ExitStack,
-    collections: list[Collection],
-    config: Config,
-    inbox: Inbox,
-    reporter: Reporter,
-    summary: RunSummary,
-) -> None:
-    """Open the shared session (a failure fails every source of the type), then collect."""
-    session_error: str | None = None
-    gone = False
-    if opener is not None:
-        try:
-            session = stack.enter_context(opener(collections))
-        except SourceError as exc:
-            session_error, gone = str(exc), exc.gone
-        except Exception as exc:
-            log.debug("session of %s failed", opener, exc_info=True)
-            session_error = f"could not start: {type(exc).__name__}: {exc}"
-        else:
-            for collection in collections:
-                collection.session = session
+def _open_session(
+    opener: Any, stack: contextlib.ExitStack, collections: list[Collection]
+) -> tuple[str | None, bool]:
+    """Enter the type's session and hand it to each collection; (error, gone) if it fails."""
+    if opener is None:
+        return None, False
+    try:
+        session = stack.enter_context(opener(collections))
+    except SourceError as exc:
+        return str(exc), exc.gone
+    except Exception as exc:
+        log.debug("session of %s failed", opener, exc_info=True)
+        return f"could not start: {type(exc).__name__}: {exc}", False
     for collection in collections:
-        tracked = _Tracked(config, inbox, collection, reporter, summary)
-        if session_error is not None:
-            collection.fail(session_error, gone=gone)
-        else:
-            _collect_plain(module, collection, tracked.ingest)
-        tracked.done()
+        collection.session = session
+    return None, False
 
 
 def _collect_plain(module: object, collection: Collection, ingest: Ingest) -> None:
