@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench eval clean
+.PHONY: setup demo test lint bench eval train clean
 
 setup: $(STAMP)
 
@@ -19,8 +19,10 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
-# pytest exits 5 when it collects no test: say so instead of failing with make's own status.
+# The tests start their own PostgreSQL server: tests/ensure-postgres.sh installs its programs
+# when the machine lacks them. pytest exits 5 when it collects no test: say so instead.
 test: $(STAMP)
+	@sh tests/ensure-postgres.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { s=$$?; if [ $$s -eq 5 ]; then echo "pytest: no tests were collected"; else exit $$s; fi; }
 
 lint: $(STAMP)
@@ -32,11 +34,18 @@ bench: $(STAMP)
 	$(BIN)/python bench/collectors.py
 	$(BIN)/python bench/flagging.py
 	$(BIN)/python bench/dedupe.py
+	$(BIN)/python bench/storage.py
 
 # Quality of complaint/topic/place flagging on the real data (../shared/data) and the
 # hand-labelled VK comments (tests/data/vk_comment_labels.csv); prints figures.
 eval: $(STAMP)
 	$(BIN)/python bench/eval_flagging.py
+
+# Fit flagging's topic model on ../shared/data/appeals (read in place; deterministic, ~1-2 min
+# on one core, scikit-learn from the dev extra); writes flagging/model/topics.{npz,json}.
+# `$(BIN)/python bench/train_flagging.py --check` refits and compares with the shipped file.
+train: $(STAMP)
+	$(BIN)/python bench/train_flagging.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info .pytest_cache .ruff_cache

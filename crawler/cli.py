@@ -59,11 +59,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from crawler.lock import SourceLocks, lock_dir
+    from crawler.lock import source_locks
     from crawler.report import RunReporter
     from crawler.runner import UnknownSource, due_sources, named_sources, run_sources
 
     config = _config(args)
+    _check_privacy_key(config)
     try:
         named = named_sources(config, args.source) if args.source else None
     except UnknownSource as exc:
@@ -80,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not sources:
             print(_nothing_due(config, inbox, now))
             return EXIT_OK
-        with SourceLocks(lock_dir(args.db)) as locks:
+        with source_locks(args.db) as locks:
             for source_id, pid in locks.take(s.id for s in sources).items():
                 reporter.skipped(source_id, pid)
             if not locks.held:
@@ -107,7 +108,7 @@ def _nothing_due(config: Any, inbox: Any, now: Any) -> str:
 def cmd_daemon(args: argparse.Namespace) -> int:
     from crawler.daemon import Daemon, DaemonError
 
-    _config(args)  # a broken file stops here, with every problem listed
+    _check_privacy_key(_config(args))  # a broken file stops here, with every problem listed
     try:
         return Daemon(args.sources, args.db, stop_grace=args.stop_grace, verbose=args.verbose).run()
     except DaemonError as exc:
@@ -206,6 +207,7 @@ def cmd_import(args: argparse.Namespace) -> int:
                 dedupe=config.dedupe if config else None,
                 flagging=config.flagging if config else None,
                 lexicon_base=config.path.parent if config else None,
+                privacy=config.privacy if config else None,
             )
         except ImportFailed as exc:
             for message in exc.messages:
@@ -215,30 +217,92 @@ def cmd_import(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _check_privacy_key(config: Any) -> None:
+    """With ``privacy.pseudonymise_authors`` on, a missing key stops before any source runs."""
+    if not config.privacy.pseudonymise_authors:
+        return
+    from crawler.pseudonymise import PseudonymKeyMissing, load_key
+
+    try:
+        load_key(config.privacy.key_env)
+    except PseudonymKeyMissing as exc:
+        raise CliError(f"{config.path}: privacy: {exc}", EXIT_CONFIG) from None
+
+
 def _config_if_present(args: argparse.Namespace) -> Any:
     """sources.yaml when there is one (its pipeline settings apply to imports too), else None."""
     return _config(args) if Path(args.sources).is_file() else None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from storage.export import write_csv, write_jsonl
+    import threading
 
+    from crawler.exports import plan, pseudonymiser
+    from crawler.pseudonymise import PseudonymKeyMissing
+    from storage.export import CsvWriter, JsonArrayWriter, Writer, export
+
+    if args.format == "open311" and args.table == "posts":
+        raise CliError("--format open311 exports cases: leave out --table posts", EXIT_CONFIG)
+    config = _config_if_present(args)
+    try:
+        pseudonymise = pseudonymiser(config) if args.pseudonymise else None
+    except PseudonymKeyMissing as exc:
+        raise CliError(f"--pseudonymise: {exc}", EXIT_CONFIG) from None
     with _inbox(args, create=False) as inbox:
-        rows = inbox.export(
-            table=args.table,
-            since_seq=args.since_seq,
+        how = plan(
+            inbox,
+            fmt=args.format,
+            table=args.table or "posts",
             complaints_only=args.complaints_only,
-            limit=args.limit,
+            config=config,
+            pseudonymise=pseudonymise,
         )
+        stop = threading.Event() if args.follow else None
         out: TextIO
-        with _output(args.output) as out:
+        with _output(args.output, stream=args.follow) as out, _stopping(stop):
+            writer: Writer
             if args.format == "csv":
-                count = write_csv(rows, out, inbox.export_columns(args.table))
-            else:
-                count = write_jsonl(rows, out)
+                writer = CsvWriter(out, how.columns)
+            elif args.format == "open311" and not args.follow:
+                writer = JsonArrayWriter(out)
+            else:  # jsonl, and open311 while following: one request a line
+                writer = Writer(out)
+            count = export(
+                inbox,
+                writer,
+                table=how.table,
+                since_seq=args.since_seq,
+                complaints_only=how.complaints_only,
+                limit=args.limit,
+                transform=how.transform,
+                follow=stop,
+                interval=args.interval,
+            )
     if args.output:
         print(f"{args.output}: {count} rows", file=sys.stderr)
     return EXIT_OK
+
+
+class _stopping:
+    """While following: SIGINT and SIGTERM set ``event`` (the export then ends cleanly)."""
+
+    def __init__(self, event: Any) -> None:
+        self.event = event
+        self.saved: dict[int, Any] = {}
+
+    def __enter__(self) -> None:
+        import signal
+
+        if self.event is None:
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.saved[sig] = signal.signal(sig, lambda *_: self.event.set())
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -324,15 +388,17 @@ def _inbox(args: argparse.Namespace, *, create: bool = True) -> Any:
 
 
 class _output:
-    """stdout, or a file written whole (a temporary name renamed at the end)."""
+    """stdout, or a file written whole (a temporary name renamed at the end); with
+    ``stream`` (``--follow``) the file itself, written as rows come."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, *, stream: bool = False) -> None:
         self.path = Path(path) if path else None
+        self.stream = stream
 
     def __enter__(self) -> TextIO:
         if self.path is None:
             return sys.stdout
-        self.tmp = self.path.with_name(self.path.name + ".part")
+        self.tmp = self.path if self.stream else self.path.with_name(self.path.name + ".part")
         self.fh = self.tmp.open("w", encoding="utf-8", newline="")
         return self.fh
 
@@ -341,6 +407,8 @@ class _output:
             sys.stdout.flush()
             return
         self.fh.close()
+        if self.stream:
+            return
         if kind is None:
             self.tmp.replace(self.path)
         else:
@@ -365,6 +433,26 @@ def _cell(value: Any) -> str:
 
 
 # -- parser -----------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, found {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, found {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, found {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -451,7 +539,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("export", cmd_export, "write posts or cases changed after a seq")
-    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "open311"),
+        default="jsonl",
+        help="jsonl (default), csv, or open311: cases as GeoReport v2 requests (a JSON array; "
+        "one request a line with --follow)",
+    )
     p.add_argument(
         "--since-seq",
         type=int,
@@ -462,9 +556,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--complaints-only", action="store_true", help="skip rows flagged as not a complaint"
     )
-    p.add_argument("--table", choices=("posts", "clusters"), default="posts")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N rows")
+    p.add_argument(
+        "--table", choices=("posts", "clusters"), help="posts (default) or clusters (cases)"
+    )
+    p.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    p.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep going: write rows committed later as they come, until SIGINT or SIGTERM",
+    )
+    p.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=2.0,
+        metavar="SECONDS",
+        help="with --follow, how often to look for new rows (default 2)",
+    )
+    p.add_argument(
+        "--pseudonymise",
+        action="store_true",
+        help="residents' author ids as keyed hashes (key in GLAS_PSEUDONYM_KEY); no author "
+        "names, item links or personal fields of raw (official accounts stay named)",
+    )
 
     p = command("daemon", cmd_daemon, "collect every source on its own schedule until stopped")
     p.add_argument(

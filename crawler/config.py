@@ -2,9 +2,10 @@
 
 Each message is ``FILE:LINE: LABEL: what is wrong``. LABEL is the source's id (or
 ``sources[N]`` when it has no usable id), the section (``defaults``, ``official_accounts``,
-``dedupe``, ``sources``), ``file`` for the file as a whole, or ``YAML syntax``. LINE is the
-line of the key for unknown keys, of the value for bad values, and of the source's first line
-for missing fields. Every problem is reported at once, sorted by line.
+``dedupe``, ``routing``, ``privacy``, ``sources``), ``file`` for the file as a whole, or
+``YAML syntax``. LINE is the line of the key for unknown keys, of the value for bad values,
+and of the source's first line for missing fields. Every problem is reported at once, sorted
+by line.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from crawler.config_messages import (
     wrong_type_message,
 )
 from crawler.model import Schedule, SourceConfig, Strict
+from crawler.pseudonymise import PrivacySettings
+from crawler.routing import RoutingSettings, topic_labels
 from crawler.validators import Duration, check_timezone, duration_field, http_address
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
 from dedupe.settings import DedupeSettings
@@ -40,7 +43,15 @@ PRODUCT = "Glas/0.1"
 DEFAULT_USER_AGENT = (
     f"{PRODUCT} (harvester of a regional management centre; operator: set defaults.contact)"
 )
-TOP_LEVEL_KEYS = ("defaults", "sources", "official_accounts", "dedupe", "flagging")
+TOP_LEVEL_KEYS = (
+    "defaults",
+    "sources",
+    "official_accounts",
+    "dedupe",
+    "flagging",
+    "routing",
+    "privacy",
+)
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
 INHERITED = ("schedule", "timezone", "timeout", "run_limit")  # what a source takes from defaults
 HELP = "see `glas schema` and the README"
@@ -152,6 +163,8 @@ class Config:
         official_accounts: OfficialAccounts,
         dedupe: DedupeSettings | None = None,
         flagging: FlaggingSettings | None = None,
+        routing: RoutingSettings | None = None,
+        privacy: PrivacySettings | None = None,
     ) -> None:
         self.path = path
         self.defaults = defaults
@@ -159,6 +172,8 @@ class Config:
         self.official_accounts = official_accounts
         self.dedupe = dedupe or DedupeSettings()
         self.flagging = flagging or FlaggingSettings()
+        self.routing = routing or RoutingSettings()
+        self.privacy = privacy or PrivacySettings()
 
     def source(self, source_id: str) -> SourceConfig:
         """The source named ``source_id``; KeyError when there is none."""
@@ -256,6 +271,9 @@ class _Checker:
             problem = flagging_stage.check(flagging, base=path.parent)
             if problem:
                 self.error(("flagging", "lexicons"), "flagging", problem, at_value=True)
+        routing = self.section(data, "routing", RoutingSettings)
+        self.check_topics(data.get("routing"), flagging or FlaggingSettings(), path.parent)
+        privacy = self.section(data, "privacy", PrivacySettings)
         if "sources" not in data:
             self.error((), "file", f"no 'sources:' list: add at least one source ({HELP})")
             return None
@@ -290,7 +308,7 @@ class _Checker:
             source = self.source(index, entry, defaults)
             if source is not None and not duplicate:
                 sources.append(source)
-        return Config(path, defaults, sources, officials, dedupe, flagging)
+        return Config(path, defaults, sources, officials, dedupe, flagging, routing, privacy)
 
     def section(self, data: dict, key: str, model: type[Strict]) -> Any:
         value = data.get(key)
@@ -306,6 +324,29 @@ class _Checker:
         except ValidationError as exc:
             self.report(exc, (key,), key, model)
             return None
+
+    def check_topics(self, routing: Any, flagging: FlaggingSettings, base: Path) -> None:
+        """Every rule's topic must be a code of the topics lexicon (with its overrides).
+
+        Read from the YAML itself, so a bad code is reported beside other problems of the
+        section."""
+        rules = routing.get("rules") if isinstance(routing, dict) else None
+        if not isinstance(rules, list) or self.doc.is_broken(("routing", "rules")):
+            return
+        codes: list[str] | None = None
+        for index, rule in enumerate(rules):
+            topic = rule.get("topic") if isinstance(rule, dict) else None
+            if not isinstance(topic, str) or not topic.strip():
+                continue
+            if codes is None:
+                codes = list(topic_labels(flagging.lexicon_paths(base)))
+            if topic.strip() not in codes:
+                self.error(
+                    ("routing", "rules", index, "topic"),
+                    "routing",
+                    unknown_value_message("topic", topic.strip(), codes),
+                    at_value=True,
+                )
 
     # -- one source -------------------------------------------------------------------------
     def source(self, index: int, entry: Any, defaults: Defaults) -> SourceConfig | None:
@@ -415,6 +456,8 @@ def json_schema() -> dict[str, Any]:
         official_accounts=(OfficialAccounts, Field(default_factory=OfficialAccounts)),
         dedupe=(DedupeSettings, Field(default_factory=DedupeSettings)),
         flagging=(FlaggingSettings, Field(default_factory=FlaggingSettings)),
+        routing=(RoutingSettings, Field(default_factory=RoutingSettings)),
+        privacy=(PrivacySettings, Field(default_factory=PrivacySettings)),
     )
     schema = file_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -33,7 +33,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from crawler import health
 from crawler.config import Config, ConfigError, load_config
-from crawler.lock import DAEMON, FileLock, LockHeld, SourceLocks, lock_dir
+from crawler.lock import LockHeld, daemon_lock, source_locks
 from crawler.model import SourceConfig
 from storage import open_inbox
 
@@ -96,18 +96,18 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------------
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; return the exit status (0 after a clean stop)."""
-        daemon_lock = FileLock(lock_dir(self.db) / f"{DAEMON}.lock")
+        lock = daemon_lock(self.db)
         try:
-            daemon_lock.acquire()
+            lock.acquire()
         except LockHeld as exc:
             raise DaemonError(
                 f"another glas daemon (pid {exc.pid}) is running on this inbox "
-                f"(lock {daemon_lock.path}); stop it first"
+                f"({lock.where}); stop it first"
             ) from None
         try:
             return self._run()
         finally:
-            daemon_lock.release()
+            lock.release()
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _run(self) -> int:
@@ -483,7 +483,7 @@ class Daemon:
     def _close_dead_runs(self, inbox: Any, source_id: str) -> None:
         """The child died without closing its run (SIGTERM before Scrapy took over the signal,
         a crash): close it as interrupted, under the source's lock so no live run is touched."""
-        with SourceLocks(lock_dir(self.db)) as locks:
+        with source_locks(self.db) as locks:
             if not locks.take([source_id]):
                 inbox.close_interrupted_runs([source_id])
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from crawler.model import PLATFORMS, Post, SourceConfig
 from crawler.pipeline import Ingest
+from crawler.pseudonymise import PrivacySettings
 from dedupe.settings import DedupeSettings
 from flagging.settings import FlaggingSettings
 from storage import Inbox, StoreResult
@@ -155,6 +156,7 @@ def import_file(
     dedupe: DedupeSettings | None = None,
     flagging: FlaggingSettings | None = None,
     lexicon_base: Path | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> StoreResult:
     """Import every row of ``path`` in one transaction; any bad row imports nothing."""
     fmt = fmt or detect_format(path)
@@ -166,6 +168,7 @@ def import_file(
         dedupe=dedupe,
         flagging=flagging,
         lexicon_base=lexicon_base,
+        privacy=privacy,
     )
     errors: list[str] = []
     rows = 0

@@ -1,9 +1,11 @@
-"""The ingest pipeline: items → normalise → exact key → near-duplicates → flagging → store.
+"""The ingest pipeline: items → normalise → pseudonymise → exact key → near-duplicates →
+flagging → store.
 
 Collectors hand items to an :class:`Ingest` one at a time. Posts are buffered and stored in
 batches; a :class:`~crawler.model.Checkpoint` stores the buffered posts together with the
-collector's new cursor in one transaction (invariant 2). The stages, in order: exact key,
-near-duplicates, flagging (:func:`default_stages`).
+collector's new cursor in one transaction (invariant 2). The stages, in order: pseudonymised
+authors (only when ``privacy: {pseudonymise_authors: true}``), exact key, near-duplicates,
+flagging (:func:`default_stages`).
 
 The near-duplicate stage keeps an index of the inbox's recent posts in memory. It is built
 once per inbox and process (the first batch loads the window's posts) and shared by every
@@ -19,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from crawler.model import KINDS, PLATFORMS, Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.normalize import normalise
+from crawler.pseudonymise import PrivacySettings, Pseudonymiser, load_key
 from dedupe.exact import add_exact_keys
 from dedupe.settings import DedupeSettings
 from dedupe.stage import NearDuplicates
@@ -47,17 +50,42 @@ def default_stages(
     dedupe: DedupeSettings | None = None,
     flagging: FlaggingSettings | None = None,
     lexicon_base: Path | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> list[Stage]:
     """Stages applied to every batch before it is stored, in order.
 
-    Without an inbox there is no index of earlier posts: only exact keys are set. Flagging
-    comes last; relative lexicon paths are read from ``lexicon_base`` (sources.yaml's folder).
+    Pseudonymisation (when ``privacy`` asks for it) comes first, so every later stage and the
+    inbox see only pseudonyms. Without an inbox there is no index of earlier posts: only exact
+    keys are set. Flagging comes last; relative lexicon paths are read from ``lexicon_base``
+    (sources.yaml's folder).
     """
-    stages: list[Stage] = [add_exact_keys]
+    stages: list[Stage] = []
+    if privacy is not None and privacy.pseudonymise_authors:
+        stages.append(pseudonymise_stage(privacy))
+    stages.append(add_exact_keys)
     if inbox is not None:
         stages.append(near_duplicates(inbox, dedupe))
     stages.append(flagging_stage(flagging, lexicon_base))
     return stages
+
+
+def pseudonymise_stage(privacy: PrivacySettings) -> Stage:
+    """Pseudonymise the authors of a batch (:mod:`crawler.pseudonymise`).
+
+    The key is read from ``privacy.key_env`` at the first batch; without it the stage raises
+    :class:`~crawler.pseudonymise.PseudonymKeyMissing` (a SourceError: the source fails with
+    that one line) and nothing of the batch is stored.
+    """
+    holder: list[Pseudonymiser] = []
+
+    def pseudonymise(posts: list[Post]) -> list[Post]:
+        if posts and not holder:
+            holder.append(Pseudonymiser(load_key(privacy.key_env)))
+        for post in posts:
+            holder[0].post(post)
+        return posts
+
+    return pseudonymise
 
 
 class Ingest:
@@ -73,13 +101,14 @@ class Ingest:
         dedupe: DedupeSettings | None = None,
         flagging: FlaggingSettings | None = None,
         lexicon_base: Path | None = None,
+        privacy: PrivacySettings | None = None,
     ) -> None:
         self.inbox = inbox
         self.source = source
         self.zone = ZoneInfo(source.timezone or "UTC")
         self.batch_size = batch_size
         if stages is None:
-            stages = default_stages(inbox, dedupe, flagging, lexicon_base)
+            stages = default_stages(inbox, dedupe, flagging, lexicon_base, privacy)
         self.stages = stages
         self.buffer: list[Post] = []
         self.stored = StoreResult()

@@ -152,6 +152,7 @@ class _Tracked:
             dedupe=config.dedupe,
             flagging=config.flagging,
             lexicon_base=config.path.parent,
+            privacy=config.privacy,
         )
         self.run_id = inbox.start_run(collection.source.id)
         self.started = time.monotonic()

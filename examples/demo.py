@@ -64,6 +64,10 @@ def main() -> int:
                 ["run", "--all", "--progress"],
             ),
             ("glas stats", ["stats"]),
+            (
+                "glas export --format open311 --complaints-only --limit 2 (cases for routing)",
+                ["export", "--format", "open311", "--complaints-only", "--limit", "2"],
+            ),
         ]
         for title, argv in steps:
             print(f"$ {title}", flush=True)

@@ -29,7 +29,9 @@ def open_inbox(url: str, *, create: bool = True, check_schema: bool = True) -> I
     """
     path = sqlite_path(url)
     if path is None:
-        raise InboxError("the PostgreSQL backend is not built yet: use a SQLite file for now")
+        from storage.postgres import PostgresInbox
+
+        return PostgresInbox(url, create=create, check_schema=check_schema)
     from storage.sqlite import SqliteInbox
 
     return SqliteInbox(path, create=create, check_schema=check_schema)

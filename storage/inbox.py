@@ -160,6 +160,13 @@ class Inbox(abc.ABC):
         """
 
     @abc.abstractmethod
+    def posts_by_key(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Stored posts by ``(platform, native_id)``, decoded as :meth:`export` yields them;
+        keys not stored are missing from the result."""
+
+    @abc.abstractmethod
     def export(
         self,
         *,

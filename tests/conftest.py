@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from storage.sql import SqlInbox
 from storage.sqlite import SqliteInbox
+from tests.pg_server import PgServer
 from tests.replay import ReplayServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,8 +37,65 @@ def replay() -> Iterator[ReplayServer]:
         yield server
 
 
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_backends`` run once per inbox backend (``backend`` fixture)."""
+    if "backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        metafunc.parametrize("backend", BACKENDS)
+
+
 @pytest.fixture
-def inbox(tmp_path: Path) -> Iterator[SqliteInbox]:
+def backend() -> str:
+    """The inbox backend of a test: SQLite unless the test is marked ``both_backends``."""
+    return "sqlite"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """One real PostgreSQL server for the whole test session (initdb + pg_ctl, loopback)."""
+    with PgServer() as server:
+        yield server
+
+
+_databases = iter(range(1, 1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """A new, empty PostgreSQL database for one test; its URL."""
+    import psycopg
+
+    name = f"t{next(_databases)}"
+    with psycopg.connect(pg_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_server.url_for(name)
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """The ``--db`` of a test's inbox: a file in its directory, or a fresh PostgreSQL database."""
+    if backend == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "inbox.db")
+
+
+@pytest.fixture
+def inbox(db_url: str) -> Iterator[SqlInbox]:
+    """The test's inbox, opened (and created) at ``db_url``."""
+    from storage import open_inbox
+
+    box = open_inbox(db_url)
+    assert isinstance(box, SqlInbox)
+    yield box
+    box.close()
+
+
+@pytest.fixture
+def sqlite_inbox(tmp_path: Path) -> Iterator[SqliteInbox]:
     box = SqliteInbox(tmp_path / "inbox.db")
     yield box
     box.close()

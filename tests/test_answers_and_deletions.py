@@ -8,15 +8,17 @@ from __future__ import annotations
 import csv
 import sqlite3
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crawler.model import Post
-from storage import SchemaOutdated
+from storage import SchemaOutdated, open_inbox
 from storage.migrations import LATEST, MIGRATIONS
-from storage.sqlite import SqliteInbox
+from storage.sql import SqlInbox
 from tests.conftest import shared
+
+pytestmark = pytest.mark.both_backends
 
 
 def _when(text: str) -> datetime:
@@ -64,16 +66,12 @@ def thread() -> tuple[Post, Post]:
     return question, answer
 
 
-def post_row(box: SqliteInbox, native_id: str) -> sqlite3.Row:
-    box.conn.row_factory = sqlite3.Row
-    try:
-        return box.conn.execute("SELECT * FROM posts WHERE native_id = ?", (native_id,)).fetchone()
-    finally:
-        box.conn.row_factory = None
+def post_row(box: SqlInbox, native_id: str) -> dict[str, Any]:
+    return box.query_dicts("SELECT * FROM posts WHERE native_id = ?", (native_id,))[0]
 
 
 def test_official_reply_in_a_later_run_answers_the_comment(
-    inbox: SqliteInbox, thread: tuple[Post, Post]
+    inbox: SqlInbox, thread: tuple[Post, Post]
 ) -> None:
     question, answer = thread
     inbox.store("central", [question])
@@ -90,9 +88,9 @@ def test_official_reply_in_a_later_run_answers_the_comment(
     assert row["answered_by"] == answer.author_name
     assert row["response_seconds"] == expected > 0
     assert row["seq"] > last, "a routing tool reading seq > last must see the answer"
-    cluster = inbox.conn.execute(
+    [cluster] = inbox.query(
         "SELECT answered_at FROM clusters WHERE cluster_id = ?", (row["cluster_id"],)
-    ).fetchone()
+    )
     assert cluster[0] == row["answered_at"]
     # The reply itself is not "answered", and storing both again changes nothing.
     assert post_row(inbox, answer.native_id)["answered_at"] is None
@@ -103,7 +101,7 @@ def test_official_reply_in_a_later_run_answers_the_comment(
 
 
 def test_reply_collected_before_the_comment_it_answers(
-    inbox: SqliteInbox, thread: tuple[Post, Post]
+    inbox: SqlInbox, thread: tuple[Post, Post]
 ) -> None:
     question, answer = thread
     inbox.store("central", [answer])
@@ -113,7 +111,7 @@ def test_reply_collected_before_the_comment_it_answers(
 
 
 def test_earliest_official_reply_wins_and_residents_do_not_answer(
-    inbox: SqliteInbox, thread: tuple[Post, Post]
+    inbox: SqlInbox, thread: tuple[Post, Post]
 ) -> None:
     question, answer = thread
     assert answer.published_at is not None
@@ -147,7 +145,7 @@ def test_earliest_official_reply_wins_and_residents_do_not_answer(
     assert row["answered_at"] == post_row(inbox, answer.native_id)["published_at"]
 
 
-def test_official_comment_under_an_official_post_is_not_an_answer(inbox: SqliteInbox) -> None:
+def test_official_comment_under_an_official_post_is_not_an_answer(inbox: SqlInbox) -> None:
     news = Post(
         platform="vk",
         native_id="-143265175_77",
@@ -170,7 +168,7 @@ def test_official_comment_under_an_official_post_is_not_an_answer(inbox: SqliteI
 
 
 def test_deleted_comment_keeps_its_text_and_is_marked(
-    inbox: SqliteInbox, thread: tuple[Post, Post]
+    inbox: SqlInbox, thread: tuple[Post, Post]
 ) -> None:
     question, _ = thread
     inbox.store("central", [question])
@@ -198,30 +196,46 @@ def test_deleted_comment_keeps_its_text_and_is_marked(
     assert post_row(inbox, "-143265175_c5")["deleted_at"] is not None
 
 
-def test_version_1_inbox_is_refused_then_upgraded_keeping_posts(tmp_path: Path) -> None:
-    path = tmp_path / "old.db"
-    conn = sqlite3.connect(path)
-    conn.execute(
+def test_version_1_inbox_is_refused_then_upgraded_keeping_posts(backend: str, db_url: str) -> None:
+    make_version_1(backend, db_url)
+    with pytest.raises(SchemaOutdated, match="version 1, this Glas needs"):
+        open_inbox(db_url)
+    box = open_inbox(db_url, check_schema=False)
+    assert box.upgrade()[-1].startswith(f"{LATEST}: ")
+    box.close()
+    with open_inbox(db_url) as box:
+        assert box.schema_version() == LATEST
+        assert isinstance(box, SqlInbox)
+        assert box.query("SELECT text, deleted_at FROM posts") == [("яма на дороге", None)]
+
+
+def make_version_1(backend: str, db_url: str) -> None:
+    """An inbox as the first Glas release left it, with one post."""
+    create = (
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
         "applied_at TEXT NOT NULL)"
     )
-    conn.executescript(MIGRATIONS[0].sqlite)
-    conn.execute("INSERT INTO schema_migrations VALUES (1, 'initial', '2026-11-01T00:00:00Z')")
-    conn.execute(
+    insert = [
+        "INSERT INTO schema_migrations VALUES (1, 'initial', '2026-11-01T00:00:00Z')",
         "INSERT INTO posts (platform, native_id, source_id, text, content_hash, first_seen_at, "
-        "updated_at, seq) VALUES ('vk', '1_1', 'src', 'яма на дороге', 'x', 'now', 'now', 1)"
-    )
-    conn.commit()
-    conn.close()
-
-    with pytest.raises(SchemaOutdated, match="version 1, this Glas needs"):
-        SqliteInbox(path)
-    box = SqliteInbox(path, check_schema=False)
-    assert box.upgrade()[-1].startswith(f"{LATEST}: ")
-    box.close()
-    box = SqliteInbox(path)
-    assert box.schema_version() == LATEST
-    assert box.conn.execute("SELECT text, deleted_at FROM posts").fetchall() == [
-        ("яма на дороге", None)
+        "updated_at, seq) VALUES ('vk', '1_1', 'src', 'яма на дороге', 'x', "
+        "'2026-11-01T00:00:00Z', '2026-11-01T00:00:00Z', 1)",
     ]
-    box.close()
+    if backend == "sqlite":
+        conn = sqlite3.connect(db_url)
+        conn.execute(create)
+        conn.executescript(MIGRATIONS[0].sqlite)
+        for statement in insert:
+            conn.execute(statement)
+        conn.commit()
+        conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as pg:
+        pg.execute(create)
+        for statement in MIGRATIONS[0].postgres.split(";"):
+            if statement.strip():
+                pg.execute(statement)
+        for statement in insert:
+            pg.execute(statement)

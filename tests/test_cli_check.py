@@ -108,6 +108,8 @@ def test_schema_is_json_and_describes_the_file(glas: Callable) -> None:
         "official_accounts",
         "dedupe",
         "flagging",
+        "routing",
+        "privacy",
     }
 
     items = schema["properties"]["sources"]["items"]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from storage import InboxError, open_inbox
+from storage.sql import SqlInbox
 from tests.conftest import Background
 from tests.replay import ReplayServer
 from tests.test_run_e2e import make_rss
@@ -36,14 +38,28 @@ def count(db: Path, sql: str) -> int:
         conn.close()
 
 
+def rows(db_url: str, sql: str) -> list[tuple]:
+    """Rows of a query on either backend; none while the inbox is not created yet."""
+    try:
+        with open_inbox(db_url, create=False) as box:
+            assert isinstance(box, SqlInbox)
+            return box.query(sql)
+    except InboxError:
+        return []
+
+
+@pytest.mark.both_backends
 def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
     replay: ReplayServer,
     write_sources: Callable[[str], Path],
     glas: Callable[..., subprocess.CompletedProcess[str]],
     start_glas: Callable[..., Background],
-    tmp_path: Path,
+    db_url: str,
 ) -> None:
-    db = tmp_path / "inbox.db"
+    def count(sql: str) -> int:
+        found = rows(db_url, sql)
+        return found[0][0] if found else 0
+
     replay.route("/feed/1.xml", make_rss("crash", PAGE, next_href="2.xml"))
     replay.route("/feed/2.xml", make_rss("crash", PAGE, first=PAGE + 1))
     replay.fault("/feed/2.xml", delay=20)  # page 2 keeps the run busy until it is killed
@@ -58,31 +74,27 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
             url: {replay.url}/feed/1.xml
             max_pages: 5
     """)
-    victim = start_glas("run", "--all")
-    victim.wait_until(lambda: count(db, "SELECT count(*) FROM posts") >= PAGE, "page 1 committed")
+    victim = start_glas("--db", db_url, "run", "--all")
+    victim.wait_until(lambda: count("SELECT count(*) FROM posts") >= PAGE, "page 1 committed")
     assert replay.hits("/feed/2.xml") <= 1
     victim.process.send_signal(signal.SIGKILL)
     victim.process.wait(timeout=10)
     assert victim.process.returncode == -signal.SIGKILL
-    assert count(db, "SELECT count(*) FROM posts") == PAGE  # page 2 never arrived
-    assert count(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 1
+    assert count("SELECT count(*) FROM posts") == PAGE  # page 2 never arrived
+    assert count("SELECT count(*) FROM runs WHERE status = 'running'") == 1
 
     replay.clear_faults()
-    rerun = glas("run", "--all")
+    rerun = glas("--db", db_url, "run", "--all")
     assert rerun.returncode == 0, rerun.stderr
     assert "30 new" in rerun.stdout and "30 unchanged" in rerun.stdout
-    assert count(db, "SELECT count(*) FROM posts") == 2 * PAGE
-    assert count(db, "SELECT count(DISTINCT native_id) FROM posts") == 2 * PAGE
-    assert count(db, "SELECT count(DISTINCT seq) FROM posts") == 2 * PAGE
+    assert count("SELECT count(*) FROM posts") == 2 * PAGE
+    assert count("SELECT count(DISTINCT native_id) FROM posts") == 2 * PAGE
+    assert count("SELECT count(DISTINCT seq) FROM posts") == 2 * PAGE
     served = {f"crash-{n}" for n in range(1, 2 * PAGE + 1)}
-    conn = sqlite3.connect(db)
-    try:
-        stored = {row[0] for row in conn.execute("SELECT native_id FROM posts")}
-        statuses = [row[0] for row in conn.execute("SELECT status FROM runs ORDER BY run_id")]
-        killed_error = conn.execute("SELECT error FROM runs ORDER BY run_id LIMIT 1").fetchone()[0]
-        cursor = conn.execute("SELECT cursor FROM source_state").fetchone()[0]
-    finally:
-        conn.close()
+    stored = {row[0] for row in rows(db_url, "SELECT native_id FROM posts")}
+    statuses = [row[0] for row in rows(db_url, "SELECT status FROM runs ORDER BY run_id")]
+    [(killed_error,)] = rows(db_url, "SELECT error FROM runs ORDER BY run_id LIMIT 1")
+    [(cursor,)] = rows(db_url, "SELECT cursor FROM source_state")
     assert stored == served
     assert statuses == ["interrupted", "ok"]
     assert killed_error == "the run was stopped before it finished"

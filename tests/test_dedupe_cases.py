@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,11 @@ from crawler.config import ConfigError, load_config
 from crawler.model import Post, SourceConfig
 from crawler.pipeline import Ingest
 from dedupe.settings import DedupeSettings
-from storage.inbox import StoreResult
-from storage.sqlite import SqliteInbox
+from storage import open_inbox
+from storage.inbox import Inbox, StoreResult
+from storage.sql import SqlInbox
+
+pytestmark = pytest.mark.both_backends
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 COMPLAINT = (
@@ -39,7 +41,7 @@ def post(native_id: str, text: str, *, platform: str = "vk", days: float = 0, **
     )
 
 
-def collect(inbox: SqliteInbox, source: str, posts: list[Post], **kw: Any) -> StoreResult:
+def collect(inbox: Inbox, source: str, posts: list[Post], **kw: Any) -> StoreResult:
     """One run of one source through the real pipeline."""
     ingest = Ingest(inbox, SourceConfig(id=source, type="rss"), **kw)
     for item in posts:
@@ -48,18 +50,16 @@ def collect(inbox: SqliteInbox, source: str, posts: list[Post], **kw: Any) -> St
     return ingest.stored
 
 
-def case_of(inbox: SqliteInbox, native_id: str) -> int:
-    return inbox.conn.execute(
-        "SELECT cluster_id FROM posts WHERE native_id = ?", (native_id,)
-    ).fetchone()[0]
+def case_of(inbox: Inbox, native_id: str) -> int:
+    assert isinstance(inbox, SqlInbox)
+    return inbox.query("SELECT cluster_id FROM posts WHERE native_id = ?", (native_id,))[0][0]
 
 
-def cluster(inbox: SqliteInbox, cluster_id: int) -> dict[str, Any]:
-    cur = inbox.conn.execute("SELECT * FROM clusters WHERE cluster_id = ?", (cluster_id,))
-    return dict(zip([c[0] for c in cur.description], cur.fetchone(), strict=True))
+def cluster(inbox: SqlInbox, cluster_id: int) -> dict[str, Any]:
+    return inbox.query_dicts("SELECT * FROM clusters WHERE cluster_id = ?", (cluster_id,))[0]
 
 
-def test_repost_next_week_joins_last_weeks_case(inbox: SqliteInbox) -> None:
+def test_repost_next_week_joins_last_weeks_case(inbox: SqlInbox) -> None:
     collect(inbox, "publics", [post("-1_5", COMPLAINT, author_id="u1"), post("-1_6", OTHER)])
     collect(
         inbox,
@@ -76,21 +76,19 @@ def test_repost_next_week_joins_last_weeks_case(inbox: SqliteInbox) -> None:
     assert (row["first_seen"], row["last_seen"]) == ("2026-11-02T09:00:00Z", "2026-11-09T09:00:00Z")
 
 
-def test_index_is_rebuilt_from_the_inbox_after_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "inbox.db"
-    first = SqliteInbox(path)
+def test_index_is_rebuilt_from_the_inbox_after_a_restart(db_url: str) -> None:
+    first = open_inbox(db_url)
     collect(first, "publics", [post("-1_5", COMPLAINT), post("-1_6", OTHER)])
     first.close()
-    again = SqliteInbox(path)  # a new process: nothing in memory
+    again = open_inbox(db_url)  # a new process: nothing in memory
     collect(again, "channel", [post("spb/77", REPOST, platform="telegram", days=3)])
     assert case_of(again, "spb/77") == case_of(again, "-1_5")
     again.close()
 
 
-def test_posts_stored_by_another_process_are_seen(tmp_path: Path) -> None:
+def test_posts_stored_by_another_process_are_seen(db_url: str) -> None:
     """Each batch first reads rows changed since the last one (by seq)."""
-    path = tmp_path / "inbox.db"
-    mine, other = SqliteInbox(path), SqliteInbox(path)
+    mine, other = open_inbox(db_url), open_inbox(db_url)
     collect(mine, "publics", [post("-1_6", OTHER)])  # index built
     collect(other, "publics", [post("-1_5", COMPLAINT)])  # written behind its back
     collect(mine, "channel", [post("spb/77", REPOST, platform="telegram", days=1)])
@@ -99,7 +97,7 @@ def test_posts_stored_by_another_process_are_seen(tmp_path: Path) -> None:
     other.close()
 
 
-def test_a_post_linking_two_cases_merges_them(inbox: SqliteInbox) -> None:
+def test_a_post_linking_two_cases_merges_them(inbox: SqlInbox) -> None:
     a = "во дворе дома не вывозят мусор контейнеры переполнены третью неделю"
     b = "контейнеры переполнены третью неделю крысы бегают по детской площадке"
     collect(inbox, "publics", [post("a", a, author_id="u1"), post("b", b, days=1, author_id="u2")])
@@ -117,16 +115,16 @@ def test_a_post_linking_two_cases_merges_them(inbox: SqliteInbox) -> None:
     assert sorted(changed) == ["b", "c"]
     cases = [r["cluster_id"] for r in inbox.export(table="clusters", since_seq=last)]
     assert sorted(cases) == sorted([case_a, case_b])
-    assert inbox.conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 1
+    assert inbox.query("SELECT count(*) FROM inbox") == [(1,)]
 
 
-def test_original_collected_after_its_repost_joins_it(inbox: SqliteInbox) -> None:
+def test_original_collected_after_its_repost_joins_it(inbox: SqlInbox) -> None:
     collect(inbox, "wall-7", [post("-7_3", "Жесть! Сколько можно", repost_of="-5_10")])
     collect(inbox, "wall-5", [post("-5_10", COMPLAINT)])
     assert case_of(inbox, "-7_3") == case_of(inbox, "-5_10")
 
 
-def test_recollection_writes_nothing(inbox: SqliteInbox) -> None:
+def test_recollection_writes_nothing(inbox: SqlInbox) -> None:
     collect(inbox, "publics", [post("-1_5", COMPLAINT)])
     collect(inbox, "channel", [post("spb/77", REPOST, platform="telegram")])
     last = inbox.last_seq()
@@ -135,13 +133,13 @@ def test_recollection_writes_nothing(inbox: SqliteInbox) -> None:
     assert inbox.last_seq() == last
 
 
-def test_edit_moves_a_post_to_the_case_it_now_copies(inbox: SqliteInbox) -> None:
+def test_edit_moves_a_post_to_the_case_it_now_copies(inbox: SqlInbox) -> None:
     collect(inbox, "publics", [post("-1_5", COMPLAINT), post("-1_6", OTHER, days=1)])
     collect(inbox, "publics", [post("-1_6", REPOST, days=1, edited_at=T0 + timedelta(days=2))])
     assert case_of(inbox, "-1_6") == case_of(inbox, "-1_5")
 
 
-def test_settings_from_sources_yaml(write_sources: Any, inbox: SqliteInbox) -> None:
+def test_settings_from_sources_yaml(write_sources: Any, inbox: SqlInbox) -> None:
     path = write_sources(
         """
         dedupe:
@@ -185,7 +183,7 @@ def test_bad_settings_name_file_and_line(write_sources: Any) -> None:
     ]
 
 
-def test_glas_import_clusters_near_duplicates(glas: Any, tmp_path: Path) -> None:
+def test_glas_import_clusters_near_duplicates(glas: Any, tmp_path: Path, db_url: str) -> None:
     rows = [
         {"platform": "vk", "native_id": "-1_5", "text": COMPLAINT, "published_at": T0.isoformat()},
         {"platform": "telegram", "native_id": "spb/77", "text": REPOST},
@@ -194,8 +192,9 @@ def test_glas_import_clusters_near_duplicates(glas: Any, tmp_path: Path) -> None
     (tmp_path / "posts.jsonl").write_text(
         "\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8"
     )
-    result = glas("--db", "inbox.db", "import", "posts.jsonl")
+    result = glas("--db", db_url, "import", "posts.jsonl")
     assert result.returncode == 0, result.stderr
-    with sqlite3.connect(tmp_path / "inbox.db") as conn:
-        sizes = [r[0] for r in conn.execute("SELECT size FROM inbox ORDER BY size")]
+    with open_inbox(db_url) as box:
+        assert isinstance(box, SqlInbox)
+        sizes = [r[0] for r in box.query("SELECT size FROM inbox ORDER BY size")]
     assert sizes == [1, 2]

@@ -5,15 +5,16 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from storage import open_inbox
 from storage.migrations import LATEST
+from storage.sql import SqlInbox
 from tests.conftest import shared
 
 Glas = Callable[..., "subprocess.CompletedProcess[str]"]  # noqa: F821
@@ -88,22 +89,24 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def count(db: Path, sql: str = "SELECT count(*) FROM posts") -> int:
+def count(db: str | Path, sql: str = "SELECT count(*) FROM posts") -> int:
     return scalar(db, sql)
 
 
-def scalar(db: Path, sql: str) -> Any:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchone()[0]
+def scalar(db: str | Path, sql: str, params: Sequence[Any] = ()) -> Any:
+    with open_inbox(str(db)) as box:
+        assert isinstance(box, SqlInbox)
+        return box.query(sql, params)[0][0]
 
 
-def test_import_real_appeals_jsonl(glas: Glas, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_import_real_appeals_jsonl(glas: Glas, tmp_path: Path, db_url: str) -> None:
     rows = appeals_as_posts(3000)
     write_jsonl(tmp_path / "appeals.jsonl", rows)
-    result = glas("--db", "inbox.db", "import", "appeals.jsonl")
+    result = glas("--db", db_url, "import", "appeals.jsonl")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "appeals.jsonl: 3000 new, 0 updated, 0 unchanged"
-    db = tmp_path / "inbox.db"
+    db = db_url
     assert count(db) == 3000
     # Naive portal times are Moscow time: 14:50:40 MSK is 11:50:40 UTC.
     first = scalar(
@@ -117,37 +120,39 @@ def test_import_real_appeals_jsonl(glas: Glas, tmp_path: Path) -> None:
     repeated = [v for v in texts.values() if len(v) > 1 and len(v[0]["text"]) > 40]
     assert repeated, "the slice should hold real repeated appeals"
     ids = [r["native_id"] for r in repeated[0]]
-    with sqlite3.connect(db) as conn:
-        marks = ",".join("?" * len(ids))
-        clusters = conn.execute(
-            f"SELECT count(DISTINCT cluster_id) FROM posts WHERE native_id IN ({marks})", ids
-        ).fetchone()[0]
+    marks = ",".join("?" * len(ids))
+    clusters = scalar(
+        db, f"SELECT count(DISTINCT cluster_id) FROM posts WHERE native_id IN ({marks})", ids
+    )
     assert clusters == 1
-    again = glas("--db", "inbox.db", "import", "appeals.jsonl")
+    again = glas("--db", db_url, "import", "appeals.jsonl")
     assert again.stdout.strip() == "appeals.jsonl: 0 new, 0 updated, 3000 unchanged"
 
 
-def test_import_real_vk_comments_csv(glas: Glas, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_import_real_vk_comments_csv(glas: Glas, tmp_path: Path, db_url: str) -> None:
     n = vk_comments_as_csv(tmp_path / "comments.csv", 400)
-    result = glas("--db", "inbox.db", "import", "comments.csv")
+    result = glas("--db", db_url, "import", "comments.csv")
     assert result.returncode == 0, result.stderr
-    db = tmp_path / "inbox.db"
+    db = db_url
     assert count(db) == n
     assert (
         count(db, "SELECT count(*) FROM posts WHERE kind = 'comment' AND source_id = 'import'") == n
     )
     assert count(db, "SELECT count(*) FROM posts WHERE author_is_official = 1") > 0
-    assert count(db, "SELECT count(*) FROM posts WHERE json_extract(geo, '$.lat') > 59") > 0
+    with open_inbox(db) as box:
+        assert any((row["geo"] or {}).get("lat", 0) > 59 for row in box.export())
 
 
-def test_import_with_one_bad_row_imports_nothing(glas: Glas, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_import_with_one_bad_row_imports_nothing(glas: Glas, tmp_path: Path, db_url: str) -> None:
     rows = appeals_as_posts(6)
     rows[3]["published_at"] = "вчера"
     del rows[4]["native_id"]
     path = write_jsonl(tmp_path / "bad.jsonl", rows)
     with path.open("a", encoding="utf-8") as fh:
         fh.write("{not json\n")
-    result = glas("--db", "inbox.db", "import", "bad.jsonl")
+    result = glas("--db", db_url, "import", "bad.jsonl")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("bad.jsonl:4: 'published_at':")
@@ -155,7 +160,7 @@ def test_import_with_one_bad_row_imports_nothing(glas: Glas, tmp_path: Path) -> 
     assert lines[2].startswith("bad.jsonl:7: not valid JSON")
     assert lines[-1] == "bad.jsonl: nothing imported (3 problems in 7 rows)"
     assert "Traceback" not in result.stderr
-    assert count(tmp_path / "inbox.db") == 0
+    assert count(db_url) == 0
 
 
 def test_import_csv_errors_name_the_record_line(glas: Glas, tmp_path: Path) -> None:
@@ -185,17 +190,20 @@ def test_import_unknown_field_and_format(glas: Glas, tmp_path: Path) -> None:
     assert result.returncode == 2 and "--format jsonl|csv" in result.stderr
 
 
-def test_export_since_seq_returns_exactly_the_changed_rows(glas: Glas, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_export_since_seq_returns_exactly_the_changed_rows(
+    glas: Glas, tmp_path: Path, db_url: str
+) -> None:
     rows = appeals_as_posts(50)
     write_jsonl(tmp_path / "first.jsonl", rows[:40])
-    assert glas("--db", "inbox.db", "import", "first.jsonl").returncode == 0
-    stats = json.loads(glas("--db", "inbox.db", "stats", "--json").stdout)
+    assert glas("--db", db_url, "import", "first.jsonl").returncode == 0
+    stats = json.loads(glas("--db", db_url, "stats", "--json").stdout)
     mark = stats["last_seq"]
     changed = [dict(rows[5], text=rows[5]["text"] + " Прошу ускорить!")]
     write_jsonl(tmp_path / "second.jsonl", rows[:40] + changed + rows[40:])
-    assert glas("--db", "inbox.db", "import", "second.jsonl").returncode == 0
+    assert glas("--db", db_url, "import", "second.jsonl").returncode == 0
 
-    out = glas("--db", "inbox.db", "export", "--since-seq", str(mark))
+    out = glas("--db", db_url, "export", "--since-seq", str(mark))
     exported = [json.loads(line) for line in out.stdout.splitlines()]
     assert sorted(r["native_id"] for r in exported) == sorted(
         [rows[5]["native_id"]] + [r["native_id"] for r in rows[40:]]
@@ -205,7 +213,7 @@ def test_export_since_seq_returns_exactly_the_changed_rows(glas: Glas, tmp_path:
 
     csv_out = glas(
         "--db",
-        "inbox.db",
+        db_url,
         "export",
         "--since-seq",
         str(mark),
@@ -220,17 +228,19 @@ def test_export_since_seq_returns_exactly_the_changed_rows(glas: Glas, tmp_path:
     assert len(records) == 11 and "content_hash" not in records[0]
     assert json.loads(records[0]["raw"])["district"]
 
-    latest = json.loads(glas("--db", "inbox.db", "stats", "--json").stdout)["last_seq"]
-    nothing = glas("--db", "inbox.db", "export", "--since-seq", str(latest))
+    latest = json.loads(glas("--db", db_url, "stats", "--json").stdout)["last_seq"]
+    nothing = glas("--db", db_url, "export", "--since-seq", str(latest))
     assert nothing.returncode == 0 and nothing.stdout == ""
-    clusters = glas("--db", "inbox.db", "export", "--table", "clusters", "--since-seq", str(mark))
+    clusters = glas("--db", db_url, "export", "--table", "clusters", "--since-seq", str(mark))
     assert all(json.loads(line)["seq"] > mark for line in clusters.stdout.splitlines())
 
 
-def test_export_then_import_round_trips(glas: Glas, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_export_then_import_round_trips(glas: Glas, tmp_path: Path, db_url: str) -> None:
+    """From either backend into a SQLite file: the export is the import format."""
     write_jsonl(tmp_path / "a.jsonl", appeals_as_posts(30))
-    assert glas("--db", "one.db", "import", "a.jsonl").returncode == 0
-    assert glas("--db", "one.db", "export", "-o", "dump.jsonl").returncode == 0
+    assert glas("--db", db_url, "import", "a.jsonl").returncode == 0
+    assert glas("--db", db_url, "export", "-o", "dump.jsonl").returncode == 0
     result = glas("--db", "two.db", "import", "dump.jsonl")
     assert result.returncode == 0, result.stderr
     assert count(tmp_path / "two.db") == 30
@@ -244,14 +254,15 @@ def test_export_of_missing_inbox_is_a_clear_error(glas: Glas) -> None:
     )
 
 
-def test_stats_and_db_upgrade(glas: Glas, tmp_path: Path) -> None:
-    up = glas("--db", "new.db", "db", "upgrade")
+@pytest.mark.both_backends
+def test_stats_and_db_upgrade(glas: Glas, tmp_path: Path, db_url: str) -> None:
+    up = glas("--db", db_url, "db", "upgrade")
     assert up.returncode == 0 and f"schema version 0 → {LATEST}" in up.stdout
-    again = glas("db", "upgrade", "--db", "new.db")
+    again = glas("db", "upgrade", "--db", db_url)
     assert f"up to date (version {LATEST})" in again.stdout
     write_jsonl(tmp_path / "a.jsonl", appeals_as_posts(20))
-    glas("--db", "new.db", "import", "a.jsonl")
-    stats = glas("--db", "new.db", "stats")
+    glas("--db", db_url, "import", "a.jsonl")
+    stats = glas("--db", db_url, "stats")
     assert stats.returncode == 0
     assert stats.stdout.startswith("20 posts in ")
     assert "By source" in stats.stdout and "nash-gorod" in stats.stdout

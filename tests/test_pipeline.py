@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from crawler.model import Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.normalize import clean_whitespace, normalise, plain_text
 from crawler.pipeline import Ingest
 from dedupe.exact import normalise_for_key, text_key
-from storage.sqlite import SqliteInbox
+from storage.sql import SqlInbox
 
 MSK = ZoneInfo("Europe/Moscow")
 
@@ -55,7 +57,7 @@ def test_exact_key_ignores_case_yo_punctuation_and_links() -> None:
     assert text_key("Спасибо!") is None
 
 
-def _ingest(inbox: SqliteInbox, batch_size: int = 2) -> Ingest:
+def _ingest(inbox: SqlInbox, batch_size: int = 2) -> Ingest:
     return Ingest(
         inbox,
         SourceConfig(id="src", type="rss", timezone="Europe/Moscow", municipality="Тверь"),
@@ -67,31 +69,34 @@ def _post(n: int) -> Post:
     return Post(platform="rss", native_id=str(n), text=f"<p>Новость номер {n} о ремонте дорог</p>")
 
 
-def test_batches_are_committed_as_they_fill(inbox: SqliteInbox) -> None:
+@pytest.mark.both_backends
+def test_batches_are_committed_as_they_fill(inbox: SqlInbox) -> None:
     ingest = _ingest(inbox, batch_size=2)
     for n in range(3):
         ingest.accept(_post(n))
-    assert inbox.conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 2
+    assert inbox.query("SELECT count(*) FROM posts")[0][0] == 2
     ingest.close()
-    rows = inbox.conn.execute("SELECT source_id, municipality, text FROM posts").fetchall()
+    rows = inbox.query("SELECT source_id, municipality, text FROM posts ORDER BY id")
     assert len(rows) == 3 and rows[0] == ("src", "Тверь", "Новость номер 0 о ремонте дорог")
     assert ingest.stored.new == 3
 
 
-def test_checkpoint_commits_buffer_with_cursor(inbox: SqliteInbox) -> None:
+@pytest.mark.both_backends
+def test_checkpoint_commits_buffer_with_cursor(inbox: SqlInbox) -> None:
     ingest = _ingest(inbox, batch_size=100)
     ingest.accept(SourceInfo(title="Лента района"))
     ingest.accept(_post(1))
     ingest.accept(Checkpoint({"last": 1}))
     assert inbox.cursor("src") == {"last": 1}
-    assert inbox.conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 1
+    assert inbox.query("SELECT count(*) FROM posts")[0][0] == 1
     ingest.accept(_post(2))
     ingest.close()  # no checkpoint: posts kept, cursor stays
     assert inbox.cursor("src") == {"last": 1}
-    assert inbox.conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 2
+    assert inbox.query("SELECT count(*) FROM posts")[0][0] == 2
 
 
-def test_invalid_posts_are_counted_not_stored(inbox: SqliteInbox) -> None:
+@pytest.mark.both_backends
+def test_invalid_posts_are_counted_not_stored(inbox: SqlInbox) -> None:
     ingest = _ingest(inbox)
     ingest.accept(Post(platform="myspace", native_id="1", text="x"))
     ingest.accept(Post(platform="rss", native_id=" ", text="x"))
@@ -101,7 +106,7 @@ def test_invalid_posts_are_counted_not_stored(inbox: SqliteInbox) -> None:
     assert ingest.invalid == 3
     assert any("myspace" in w for w in ingest.warnings)
     assert any("not a Post" in w for w in ingest.warnings)
-    assert inbox.conn.execute("SELECT count(*) FROM posts").fetchone()[0] == 0
+    assert inbox.query("SELECT count(*) FROM posts")[0][0] == 0
 
 
 def test_list_items_are_one_line_each() -> None:
