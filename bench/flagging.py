@@ -95,7 +95,8 @@ def main() -> None:
     import flagging
 
     flag = flagging.stage()
-    print(f"{'lexicons compiled (import + stage())':<48} {time.perf_counter() - began:>7.2f} s")
+    label = "lexicons + topic model loaded (import, stage())"
+    print(f"{label:<48} {time.perf_counter() - began:>7.2f} s")
     appeals, comments = appeal_posts(), vk_posts()
     rate("appeals, first pass (word caches cold)", flag, appeals)
     rate("appeals, again (warm, best of 3)", flag, appeals, repeat=3)

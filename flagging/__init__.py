@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from crawler.model import Post
+from flagging import learned
 from flagging.lexicon import LexiconError
 from flagging.rules import Flagger, Flags
 from flagging.settings import FlaggingSettings
@@ -26,16 +27,23 @@ __all__ = [
     "stage",
 ]
 
-_FLAGGERS: dict[tuple[tuple[str, ...], float, int | None], Flagger] = {}
+_FLAGGERS: dict[tuple[tuple[str, ...], float, int | None, str], Flagger] = {}
 
 
 def flagger(
-    overrides: Iterable[str | Path] = (), threshold: float = 0.5, max_topics: int | None = None
+    overrides: Iterable[str | Path] = (),
+    threshold: float = 0.5,
+    max_topics: int | None = None,
+    topic_model: str = "fallback",
 ) -> Flagger:
-    """The process-wide :class:`Flagger` for these override files and settings."""
-    key = (tuple(str(p) for p in overrides), threshold, max_topics)
+    """The process-wide :class:`Flagger` for these override files and settings.
+
+    ``topic_model``: "fallback", "blend" or "off" (see :class:`FlaggingSettings`).
+    """
+    key = (tuple(str(p) for p in overrides), threshold, max_topics, topic_model)
     if key not in _FLAGGERS:
-        rules = Flagger(key[0], threshold=threshold)
+        model = learned.shipped() if topic_model != "off" else None
+        rules = Flagger(key[0], threshold=threshold, model=model, blend=topic_model == "blend")
         if max_topics is not None:
             rules.max_topics = max_topics
         _FLAGGERS[key] = rules
@@ -44,7 +52,10 @@ def flagger(
 
 def apply(post: Post, rules: Flagger) -> Post:
     """Set the flagging fields of ``post`` (municipality only when it has none)."""
-    flags = rules.flag(_text_of(post), official_author=post.author_is_official)
+    return _set(post, rules.flag(_text_of(post), official_author=post.author_is_official))
+
+
+def _set(post: Post, flags: Flags) -> Post:
     post.complaint_score = flags.complaint_score
     post.is_complaint = flags.is_complaint
     post.topics = flags.topics
@@ -66,11 +77,15 @@ def stage(
     settings = settings or FlaggingSettings()
     if not settings.enabled:
         return _unchanged
-    rules = flagger(settings.lexicon_paths(base), settings.threshold, settings.max_topics)
+    rules = flagger(
+        settings.lexicon_paths(base), settings.threshold, settings.max_topics, settings.topic_model
+    )
 
     def flag_batch(posts: list[Post]) -> list[Post]:
-        for post in posts:
-            apply(post, rules)
+        texts = [_text_of(post) for post in posts]
+        flags = rules.flag_many(texts, [post.author_is_official for post in posts])
+        for post, one in zip(posts, flags, strict=True):
+            _set(post, one)
         return posts
 
     return flag_batch
@@ -84,7 +99,12 @@ def check(settings: FlaggingSettings, base: Path | None = None) -> str | None:
     if not settings.enabled:
         return None
     try:
-        flagger(settings.lexicon_paths(base), settings.threshold, settings.max_topics)
+        flagger(
+            settings.lexicon_paths(base),
+            settings.threshold,
+            settings.max_topics,
+            settings.topic_model,
+        )
     except LexiconError as exc:
         return str(exc)
     return None

@@ -4,18 +4,29 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flagging import lexicon, morph, text
+from flagging.learned import TopicModel
 from flagging.lexicon import Hit, LexiconError, Matcher
 from flagging.places import PlaceFinder
 
 # "Вы", "Вас", "Вам", "Ваш…" with a capital inside a sentence: the polite address of answers.
 _GRIEVANCE = ("complaint.problem", "complaint.request", "complaint.dissatisfaction")
 _VERBAL = frozenset({"VERB", "INFN", "PRTS"})
+_WE = frozenset(
+    {"мы", "нас", "нам", "нами", "наш", "наша", "наше", "наши", "нашего", "нашей", "нашем", "нашу"}
+    | {"наших", "нашим", "нашими"}
+)
+# Complaint signals that are no lexicon evidence: they count with the weights of
+# complaint.yaml's `signal_weights` (0 when not listed); every other signal (one per complaint
+# group, operators' new groups too) counts as it is.
+EXTRA_SIGNALS = frozenset(
+    {"short", "question", "length", "place_share", "digits", "reply_official", "reply_person", "we"}
+)
 _POLITE = re.compile(r"(?<=[^.!?\n]\s)(?:Вы|Вас|Вам|Вами|Ваш[а-я]*)\b")
 
 
@@ -31,6 +42,9 @@ class Flags:
     topic_scores: dict[str, float]
     places: list[dict[str, str]]
     municipality: str | None
+    # "rules": lexicons alone; "blend": the average of the lexicons' shares and the topic
+    # model's probabilities; "model": the lexicons found no topic in a complaint, the model chose.
+    topic_source: str = "rules"
 
 
 @dataclass(slots=True)
@@ -42,9 +56,26 @@ class _Group:
 
 
 class Flagger:
-    """Compiled lexicons; build once per process (about a second) and reuse."""
+    """Compiled lexicons; build once per process (about a second) and reuse.
 
-    def __init__(self, overrides: Iterable[str | Path] = (), *, threshold: float = 0.5) -> None:
+    ``model`` is the statistical topic model (:mod:`flagging.learned`). When the lexicons find
+    a topic the model knows and ``blend`` is on, the scores are the mean of their shares and the
+    model's probabilities; when they find none in a complaint, the model names one if it gives
+    it at least ``model_min``.
+    """
+
+    def __init__(
+        self,
+        overrides: Iterable[str | Path] = (),
+        *,
+        threshold: float = 0.5,
+        model: TopicModel | None = None,
+        model_min: float = 0.5,
+        blend: bool = False,
+    ) -> None:
+        self.model = model
+        self.blend = blend
+        self.model_min = model_min
         overrides = [str(p) for p in overrides]
         try:
             self._build(lexicon.load(overrides), threshold)
@@ -61,6 +92,14 @@ class Flagger:
         self._add_groups("complaint", complaint)
         self._add_groups("official", official)
         self.bias = float(complaint.get("bias", -1.5))
+        weights = complaint.get("signal_weights") or {}
+        unknown = sorted(set(weights) - EXTRA_SIGNALS)
+        if unknown:
+            raise LexiconError(
+                f"complaint.signal_weights: unknown signal {unknown[0]!r} "
+                f"(expected one of {', '.join(sorted(EXTRA_SIGNALS))})"
+            )
+        self.signal_weights = {str(k): float(v) for k, v in weights.items()}
         self.question_words = frozenset(complaint.get("question_words") or [])
         self.question_weight = float(complaint.get("question_weight", 1.0))
         self.exclamation_weight = float(complaint.get("exclamation_weight", 0.0))
@@ -113,34 +152,53 @@ class Flagger:
 
     def flag(self, raw_text: str, *, official_author: bool = False) -> Flags:
         """Flag one text; ``official_author`` marks a reply by an official account."""
-        cleaned = text.clean(raw_text or "")
+        return self.flag_many([raw_text], [official_author])[0]
+
+    def flag_many(
+        self, texts: Sequence[str], official_authors: Sequence[bool] | None = None
+    ) -> list[Flags]:
+        """Flag many texts: the same as :meth:`flag` each, with one model pass for them all."""
+        officials = official_authors or [False] * len(texts)
+        out: list[Flags] = []
+        asks: list[tuple[int, list[int], str, dict[str, float]]] = []
+        model = self.model
+        for raw_text, official_author in zip(texts, officials, strict=True):
+            flags, tokens = self._flag_rules(raw_text or "", official_author)
+            if model is not None:
+                if self.blend and flags.topics[0] in model.codes:  # not codes it never saw
+                    shares = flags.topic_scores
+                    asks.append((len(out), model.rows_of_words(tokens), "blend", shares))
+                elif flags.topics == ["other"] and flags.is_complaint:  # it learnt complaints
+                    asks.append((len(out), model.rows_of_words(tokens), "model", {}))
+            out.append(flags)
+        if asks:
+            assert model is not None
+            table = model.probabilities_of_rows([rows for _, rows, _, _ in asks])
+            for (n, _, how, shares), probs in zip(asks, table, strict=True):
+                self._use_model(out[n], how, shares, dict(zip(model.codes, probs, strict=True)))
+        return out
+
+    def _flag_rules(self, raw_text: str, official_author: bool) -> tuple[Flags, list[str]]:
+        """The lexicons' flags of one text, and its words."""
+        cleaned = text.clean(raw_text)
         tokens = text.words(cleaned)
         evidence = self._evidence(self.matcher.find(tokens))
-        official_score = sum(v for k, v in evidence.items() if k.startswith("official."))
-        if self.polite_weight and "Ва" in cleaned and _POLITE.search(cleaned):
-            official_score += self.polite_weight
-        request = evidence.get("complaint.request", 0.0)
-        official_style = official_score >= self.official_threshold + request / 2
-        logit = self.bias + sum(v for k, v in evidence.items() if k.startswith("complaint."))
-        verbs = self._verbs(tokens)
-        logit += verbs - self.official_penalty * official_score
-        local = sum(v for k, v in evidence.items() if k.startswith("topic."))
-        logit += self.topic_weight * min(local, self.topic_cap)
-        if "?" in cleaned and self.question_words.intersection(tokens):
-            logit += self.question_weight
-        grievance = any(evidence.get(k, 0) > 0 for k in _GRIEVANCE) or verbs > 0
-        if "!" in cleaned and official_score < 1 and grievance:
-            logit += self.exclamation_weight  # an outcry about something, not "Привет!"
-        if len(tokens) < self.short_words:
+        places = self.places.find(cleaned, tokens)
+        signals, extra, official_score, official_style = self._signals(
+            raw_text, cleaned, tokens, evidence, places
+        )
+        logit = self.bias + sum(signals.values())
+        for name, weight in self.signal_weights.items():
+            logit += weight * extra[name]
+        if extra["short"]:
             logit = self.bias + (logit - self.bias) / 2
         score = round(1.0 / (1.0 + math.exp(-logit)), 3)
         if official_author or official_style:
             score = 0.0
         topics, topic_scores = self._topics(evidence)
-        places = self.places.find(cleaned, tokens)
         towns = {k.split(".", 1)[1] for k in evidence if k.startswith("municipality.")}
         towns |= {p["name"] for p in places if p["kind"] == "settlement"}
-        return Flags(
+        flags = Flags(
             complaint_score=score,
             is_complaint=score >= self.threshold,
             official_style=official_style,
@@ -150,6 +208,82 @@ class Flagger:
             places=places,
             municipality=next(iter(towns)) if len(towns) == 1 else None,
         )
+        return flags, tokens
+
+    def _use_model(
+        self, flags: Flags, how: str, shares: dict[str, float], probs: dict[str, float]
+    ) -> None:
+        """Set the topics of ``flags`` from the model: blended with the rules' shares, or alone
+        (then only when it gives its best code at least ``model_min``)."""
+        if how == "blend":
+            scores = dict(shares)
+            for code, p in probs.items():
+                scores[code] = scores.get(code, 0.0) + p
+            scores = {c: v / 2 for c, v in scores.items()}
+        elif max(probs.values()) >= self.model_min:
+            scores = probs
+        else:
+            return
+        ranked = sorted(scores, key=scores.__getitem__, reverse=True)
+        topics = [c for c in ranked if c != "other" and scores[c] >= self.min_topic]
+        flags.topics = topics[: self.max_topics] or ["other"]
+        flags.topic_scores = {c: round(scores[c], 3) for c in ranked if scores[c] >= 0.0005}
+        flags.topic_source = how
+
+    def signals(self, raw_text: str) -> dict[str, float]:
+        """The named evidence the complaint score is made of (for training and inspection)."""
+        cleaned = text.clean(raw_text or "")
+        tokens = text.words(cleaned)
+        evidence = self._evidence(self.matcher.find(tokens))
+        places = self.places.find(cleaned, tokens)
+        signals, extra, _, _ = self._signals(raw_text or "", cleaned, tokens, evidence, places)
+        return {**signals, **extra}
+
+    def _signals(
+        self,
+        raw: str,
+        cleaned: str,
+        tokens: list[str],
+        evidence: dict[str, float],
+        places: list[dict[str, str]],
+    ) -> tuple[dict[str, float], dict[str, float], float, bool]:
+        """Complaint signals (lexicon evidence; :data:`EXTRA_SIGNALS`), the official-answer
+        score and whether the text reads as an official answer.
+
+        The rules' logit is ``bias`` plus the sum of the signals, those of
+        :data:`EXTRA_SIGNALS` times their ``signal_weights`` (halved for a short text).
+        """
+        official_score = sum(v for k, v in evidence.items() if k.startswith("official."))
+        if self.polite_weight and "Ва" in cleaned and _POLITE.search(cleaned):
+            official_score += self.polite_weight
+        request = evidence.get("complaint.request", 0.0)
+        official_style = official_score >= self.official_threshold + request / 2
+        signals = {k[10:]: v for k, v in evidence.items() if k.startswith("complaint.")}
+        verbs = self._verbs(tokens)
+        signals["verbs"] = verbs
+        signals["official"] = -self.official_penalty * official_score
+        local = sum(v for k, v in evidence.items() if k.startswith("topic."))
+        signals["topic"] = self.topic_weight * min(local, self.topic_cap)
+        asks = "?" in cleaned
+        signals["question_when"] = (
+            self.question_weight if asks and self.question_words.intersection(tokens) else 0.0
+        )
+        grievance = any(evidence.get(k, 0) > 0 for k in _GRIEVANCE) or verbs > 0
+        outcry = "!" in cleaned and official_score < 1 and grievance
+        signals["outcry"] = self.exclamation_weight if outcry else 0.0  # not "Привет!"
+        n = len(tokens)
+        place_words = sum(p["name"].count(" ") + 1 for p in places) if places else 0
+        extra = {
+            "short": 1.0 if n < self.short_words else 0.0,
+            "question": 1.0 if asks else 0.0,
+            "length": math.log1p(n),
+            "place_share": min(1.0, place_words / n) if n else 0.0,
+            "digits": sum(map(str.isdigit, tokens)) / n if n else 0.0,
+            "reply_official": 1.0 if "[club" in raw or "[public" in raw else 0.0,
+            "reply_person": 1.0 if "[id" in raw else 0.0,
+            "we": 1.0 if _WE.intersection(tokens) else 0.0,
+        }
+        return signals, extra, official_score, official_style
 
     def _verbs(self, tokens: list[str]) -> float:
         """Evidence from verbs no lexicon lists: negated ones and polite imperatives."""

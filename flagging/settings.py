@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -22,6 +23,14 @@ class FlaggingSettings(Strict):
         default_factory=list,
         description="YAML files extending or replacing the shipped lexicons, applied in order "
         "(relative paths are read from the directory of sources.yaml).",
+    )
+    topic_model: Literal["fallback", "blend", "off"] = Field(
+        "fallback",
+        description="The statistical topic model shipped with Glas (trained on real appeals): "
+        "'fallback' lets it name the topic of a complaint where the lexicons find none (if at "
+        "least 50% sure); 'blend' also averages its probabilities with the lexicons' shares "
+        "where they find a topic it knows (better on portal appeals, about 25% slower, and it "
+        "can outvote lexicon terms); 'off': lexicons only.",
     )
     max_topics: int | None = Field(
         None, ge=1, le=20, description="Most topics listed per post (default: the lexicon's, 3)."

@@ -79,6 +79,8 @@ def test_override_file_extends_and_removes(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
+    # topic_model "fallback" (the default): the lexicons alone decide wherever they find a topic
+    # ("blend" would average the operator's terms with the statistical model).
     settings = FlaggingSettings(lexicons=[Path("local.yaml")])
     text = "Самокаты брошены посреди тротуара, спасибо"
     before, after = Post("vk", "1", text=text), Post("vk", "2", text=text)
