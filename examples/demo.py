@@ -11,6 +11,7 @@ servers.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,8 +30,11 @@ VK_PLACEHOLDER = "http://vk-api.invalid"
 def main() -> int:
     out = ROOT / "demo"
     out.mkdir(exist_ok=True)
-    for stale in out.glob("inbox.db*"):
-        stale.unlink()
+    for stale in out.glob("inbox.db*"):  # the last demo's inbox, WAL files and lock directory
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
     glas = [sys.executable, str(ROOT / "bin" / "glas")]
     env = {
         **os.environ,

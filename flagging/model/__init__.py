@@ -1,0 +1,1 @@
+"""Model files shipped with flagging (trained by `make train`); data, no code."""
