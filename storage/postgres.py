@@ -19,13 +19,14 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from storage.inbox import InboxError
+from storage.inbox import InboxError, StoreResult
 from storage.migrations import Migration
 from storage.rows import dumps
 from storage.sql import SqlInbox
 
 WRITE_LOCK = 0x474C4153  # "GLAS": the advisory lock every write transaction takes first
 ID_BLOCK = 100  # ids reserved at a time per table (see SqlInbox._reserve_id)
+ANALYZE_EVERY = 5000  # new posts stored by this process between two ANALYZE of the tables
 CONNECT_TIMEOUT = 10
 
 
@@ -82,6 +83,7 @@ class PostgresInbox(SqlInbox):
             self.conn.adapters.register_loader(name, compact_json)
         self._sql: dict[str, str] = {}
         self._ids: dict[str, list[int]] = {}
+        self._unanalysed = 0
         self._init_state(check_schema, create)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -89,6 +91,20 @@ class PostgresInbox(SqlInbox):
         if query is None:
             query = self._sql[sql] = _MARK.sub("%s", sql.replace("%", "%%"))
         return self.conn.execute(query, _clean(params))
+
+    def store(self, source_id: str, posts: Any, **kwargs: Any) -> StoreResult:
+        """As in every backend; after a bulk of new posts, refresh the planner's statistics.
+
+        A big first harvest or import into a new table otherwise leaves the planner without
+        statistics until autovacuum comes by, and a batch's key lookup then scans every post
+        of the platform (measured: 190 ms instead of 3 ms per batch at 20,000 posts).
+        """
+        result = super().store(source_id, posts, **kwargs)
+        self._unanalysed += result.new
+        if self._unanalysed >= ANALYZE_EVERY:
+            self.conn.execute("ANALYZE posts, clusters")
+            self._unanalysed = 0
+        return result
 
     def _reserve_id(self, table: str, key: str) -> int | None:
         free = self._ids.setdefault(table, [])
