@@ -48,10 +48,16 @@ from storage.sqlite import SqliteInbox  # noqa: E402
 SETTINGS = DedupeSettings()
 BATCH = 200
 POSTS_PER_DAY = 5000  # corpora span size / 5000 days: the index holds what a region sees
+TAIL = 100_000  # the last posts of a run, timed apart (see ``speed``)
 
 
 def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages: other processes on the machine slow every figure."""
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def one_core() -> None:
@@ -78,18 +84,30 @@ def as_post(item: Item) -> Post:
 
 # -- Glas ---------------------------------------------------------------------------------
 def run_glas(stream: list[Item]) -> tuple[float, NearDuplicates, dict[str, list[str]]]:
-    """The stage over ``stream`` in batches; seconds spent in the stage, links per post."""
+    """The stage over ``stream`` in batches; seconds spent in the stage, links per post.
+
+    The stage's CPU seconds (this thread's) are kept in ``stage.cpu_seconds``: on a shared
+    machine the wall-clock figure also counts the time other processes held the core. Those
+    of the last ``TAIL`` posts alone are kept in ``stage.tail_cpu_seconds``.
+    """
     stage = NearDuplicates(SETTINGS)
     links: dict[str, list[str]] = {}
-    spent = 0.0
+    spent = cpu = tail = 0.0
+    tail_from = len(stream) - TAIL
     for start in range(0, len(stream), BATCH):
         posts = [as_post(item) for item in stream[start : start + BATCH]]
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.thread_time()
         stage(posts)
         spent += time.perf_counter() - began
+        used = time.thread_time() - began_cpu
+        cpu += used
+        if start >= tail_from:
+            tail += used
         for post in posts:
             if post.duplicate_of:
                 links[post.native_id] = [key[1] for key in post.duplicate_of]
+    stage.cpu_seconds = cpu  # type: ignore[attr-defined]
+    stage.tail_cpu_seconds = tail  # type: ignore[attr-defined]
     return spent, stage, links
 
 
@@ -254,9 +272,10 @@ def quality(appeals: list[dict]) -> None:
 
 def speed(appeals: list[dict], sizes: list[int], datasketch_max: int) -> None:
     print("2. speed on one core (posts/s; stage = normalise + sign + match + confirm + index)")
-    head = f"  {'posts':>9}  {'Glas':>9}  {'exhaustive':>10}  {'datasketch':>10}"
-    print(f"{head}  index  checks/post  peak MiB")
+    head = f"  {'posts':>9}  {'Glas':>9}  {'Glas CPU':>9}  {'exhaustive':>10}  {'datasketch':>10}"
+    print(f"{head}    index  checks/post  peak MiB")
     glas_times: dict[int, float] = {}
+    glas_cpu: dict[int, tuple[float, float]] = {}  # size → (CPU seconds, of the last TAIL)
     exhaustive_rate = None
     for size in sizes:
         stream = items(appeals, size)
@@ -277,15 +296,26 @@ def speed(appeals: list[dict], sizes: list[int], datasketch_max: int) -> None:
         if size <= datasketch_max:
             sketch_seconds, _ = run_datasketch(stream)
             sketch = f"{size / sketch_seconds:,.0f}"
+        cpu = stage.cpu_seconds  # type: ignore[attr-defined]
+        glas_cpu[size] = (cpu, stage.tail_cpu_seconds)  # type: ignore[attr-defined]
         print(
-            f"  {size:>9,}  {size / seconds:>9,.0f}  {shown}  {sketch:>10}  "
-            f"{len(stage.index):>5,}  {stage.checks / size:>11.2f}  {peak_mib():>8,.0f}"
+            f"  {size:>9,}  {size / seconds:>9,.0f}  {size / cpu:>9,.0f}  {shown}  {sketch:>10}  "
+            f"{len(stage.index):>7,}  {stage.checks / size:>11.2f}  {peak_mib():>8,.0f}"
         )
         del stream, stage
     print("  * extrapolated (exhaustive work grows with the square of the posts)")
+    print("  Glas: wall-clock time in the stage; Glas CPU: the stage's CPU time (one thread)")
     if 100_000 in glas_times and 1_000_000 in glas_times:
         ratio = glas_times[1_000_000] / glas_times[100_000]
         print(f"  Glas 1M / 100k time: {ratio:.1f}x (linear would be 10x)")
+        # The 100k corpus spans 20 days: its 30-day window never fills. Compare, too, the
+        # last 100k posts of the 1M run (a full window) with the 100k run, per post.
+        full = glas_cpu[1_000_000][1] / TAIL
+        empty = glas_cpu[100_000][0] / 100_000
+        print(
+            f"  (second figure) CPU per post, last 100k of the 1M run (window full) vs the 100k"
+            f" run: {full * 1e6:.1f} vs {empty * 1e6:.1f} us, {full / empty:.2f}x"
+        )
     if 20_000 in glas_times and exhaustive_rate:
         print(
             f"  Glas vs exhaustive at 20k: {exhaustive_rate[0] / glas_times[20_000]:,.0f}x faster"
@@ -334,13 +364,14 @@ def main() -> int:
         return 1
     quick = "--quick" in sys.argv
     appeals = load_appeals()
-    print(f"corpus: {len(appeals):,} real appeals; threshold {SETTINGS.threshold:g}\n")
+    print(f"corpus: {len(appeals):,} real appeals; threshold {SETTINGS.threshold:g}")
+    print(f"load average at start: {load()} ({os.cpu_count()} CPUs)\n")
     quality(appeals)
     one_core()
     sizes = [10_000, 20_000, 100_000] + ([] if quick else [1_000_000])
     speed(appeals, sizes, datasketch_max=100_000)
     restart(appeals)
-    print(f"\npeak memory (RSS): {peak_mib():,.0f} MiB")
+    print(f"\npeak memory (RSS): {peak_mib():,.0f} MiB; load average at the end: {load()}")
     return 0
 
 

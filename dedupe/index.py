@@ -1,47 +1,66 @@
 """The index of recent posts: LSH buckets over MinHash band keys, bounded by a time window.
 
-Every entry is a post (its key, sorted normalised words, numbers, time and case). Buckets map a band
-key to the entries sharing it, newest last and capped at ``BUCKET_CAP`` (a phrase
-every third post shares would otherwise make lookups linear); an exact map finds copies (the
-same words) without scoring. Entries older than the newest time minus the window are purged now
-and then, so memory follows the window, not the history.
+Every indexed post is a *row*: numbers in numpy arrays (signature, length, word count,
+number sketch, time, liveness), the rest in plain lists (key, sorted normalised words, case,
+text hash; its numbers, computed when first compared). Buckets map a band key to the rows
+sharing it: one row id (most keys) or a list of them, newest last and capped at
+``BUCKET_CAP`` (a phrase every third post shares would otherwise make lookups linear). An
+exact map finds copies (the same words) without scoring.
+
+:meth:`RecentIndex.candidates` takes the band-collision candidates of a whole batch of posts
+and drops, in one numpy expression, those that cannot or will hardly reach the threshold:
+lengths too far apart for the scorer, numbers that cannot agree, or signatures agreeing on
+fewer than ``min_agree`` of their values (their words' Jaccard similarity is far too low).
+Only the rest are scored.
+
+Replaced rows die at once, rows older than the newest time minus the window when the index
+has doubled since the last purge; once a quarter of the rows are dead the purge compacts
+the arrays and rebuilds the buckets in numpy, so memory follows the window, not the history.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Callable
+
+import numpy as np
+
+from dedupe.normalise import numbers
+from dedupe.signature import Signed
 
 BUCKET_CAP = 16
 PostKey = tuple[str, str]
-
-
-@dataclass(slots=True, eq=False)
-class Entry:
-    """One indexed post (hashed by identity)."""
-
-    key: PostKey
-    words: str  # its normalised words, sorted (what scoring needs)
-    numbers: frozenset[str]
-    at: float  # POSIX seconds
-    group: int  # its case: a stored cluster id, or a negative id for one not stored yet
-    text_hash: int  # of the original text: a re-collected unchanged post is recognised
-    alive: bool = True
+Bucket = int | list[int]
+BandKeys = Callable[[np.ndarray], np.ndarray]  # signatures → band keys, one row each
 
 
 class RecentIndex:
     """Recent posts by band key, exact words and post key."""
 
-    def __init__(self, window_seconds: float) -> None:
+    def __init__(self, window_seconds: float, hashes: int, band_keys: BandKeys) -> None:
+        if hashes % 8 or not 0 < hashes < 256:
+            raise ValueError("signatures must have a multiple of 8 values, fewer than 256")
         self.window = window_seconds
-        self.by_key: dict[PostKey, Entry] = {}
-        # A band key's entries: one entry (most keys), or a list of them, newest last.
-        self.buckets: dict[int, Entry | list[Entry]] = {}
-        self.exact: dict[str, Entry] = {}
+        self.band_keys = band_keys
+        self.rows = 0  # rows used (live and dead)
+        capacity = 1024
+        self.sig = np.zeros((capacity, hashes), dtype=np.uint32)
+        self.at = np.zeros(capacity, dtype=np.float64)  # POSIX seconds
+        self.length = np.zeros(capacity, dtype=np.int64)  # characters of the sorted words
+        self.nwords = np.zeros(capacity, dtype=np.int64)
+        self.numbits = np.zeros(capacity, dtype=np.uint64)  # a 61-bit sketch of the numbers
+        self.alive = np.zeros(capacity, dtype=bool)
+        self.keys: list[PostKey] = []
+        self.words: list[str] = []  # normalised words, sorted (what scoring needs)
+        self.numbers: list[frozenset[str] | None] = []  # computed when first needed
+        self.groups: list[int] = []  # a stored cluster id, or a negative id not stored yet
+        self.text_hash: list[int] = []  # of the original text: recognises unchanged posts
+        self.by_key: dict[PostKey, int] = {}
+        self.exact: dict[str, int] = {}
+        self.buckets: dict[int, Bucket] = {}
         self.newest = float("-inf")
         self._next_group = -1
         self.merged_groups: dict[int, int] = {}  # groups merged in memory (union-find)
-        self._since_purge = 0
+        self._purged_at = 0  # rows used after the last purge
 
     def __len__(self) -> int:
         return len(self.by_key)
@@ -51,9 +70,11 @@ class RecentIndex:
         self._next_group -= 1
         return self._next_group
 
-    def group(self, entry: Entry) -> int:
-        """The entry's case, following in-memory merges."""
-        group = entry.group
+    def group(self, row: int) -> int:
+        """The row's case, following in-memory merges."""
+        group = self.groups[row]
+        if group not in self.merged_groups:
+            return group
         path = []
         while group in self.merged_groups:
             path.append(group)
@@ -66,75 +87,238 @@ class RecentIndex:
         if into != other:
             self.merged_groups[other] = into
 
-    # -- entries --------------------------------------------------------------------------
-    def add(self, entry_data: tuple, bands: list[int]) -> Entry:
-        """Index a post (replacing an older entry of the same key).
+    # -- rows -----------------------------------------------------------------------------
+    def append(
+        self,
+        keys: list[PostKey],
+        words: list[str],
+        signed: Signed,
+        at: np.ndarray,
+        groups: list[int],
+        text_hashes: list[int],
+    ) -> int:
+        """Add rows (not yet in any bucket: see :meth:`probe`); return the first row id.
 
-        ``entry_data`` is ``(key, words, numbers, at, group, text_hash)``.
+        ``words`` are the normalised words, sorted; ``signed`` what the signer made of them.
+        A row replaces the live row of the same key, which is dropped at once.
         """
-        entry = Entry(*entry_data)
-        old = self.by_key.get(entry.key)
-        if old is not None:
-            self.remove(old)
-        self.by_key[entry.key] = entry
-        buckets = self.buckets
-        for band in bands:
-            bucket = buckets.setdefault(band, entry)
-            if bucket is entry:
-                continue
-            if type(bucket) is list:
-                bucket.append(entry)
-                if len(bucket) > BUCKET_CAP:
-                    del bucket[0]
-            else:
-                buckets[band] = [bucket, entry]  # type: ignore[list-item]
-        if bands:
-            self.exact[entry.words] = entry
-        if entry.at > self.newest:
-            self.newest = entry.at
-        self._since_purge += 1
-        if self._since_purge > max(10_000, len(self.by_key) // 4):
-            self.purge()
-        return entry
+        count = len(keys)
+        first = self.rows
+        self._reserve(first + count)
+        end = first + count
+        self.sig[first:end] = signed.signatures
+        self.length[first:end] = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        self.nwords[first:end] = signed.words
+        self.numbits[first:end] = signed.number_bits
+        self.alive[first:end] = True
+        self.at[first:end] = at
+        self.keys += keys
+        self.words += words
+        self.numbers += [None] * count
+        self.groups += groups
+        self.text_hash += text_hashes
+        self.rows = end
+        by_key = self.by_key
+        for row, key in enumerate(keys, first):
+            old = by_key.get(key)
+            if old is not None:
+                self.remove(old)
+            by_key[key] = row
+        if count and at.max() > self.newest:
+            self.newest = float(at.max())
+        return first
 
-    def remove(self, entry: Entry) -> None:
-        """Forget an entry (its bucket slots are dropped lazily)."""
-        entry.alive = False
-        del self.by_key[entry.key]
-        if self.exact.get(entry.words) is entry:
-            del self.exact[entry.words]
+    def _reserve(self, rows: int) -> None:
+        capacity = len(self.alive)
+        if rows <= capacity:
+            return
+        capacity = max(rows, capacity * 2)
+        self.sig = _grown(self.sig, capacity)
+        self.length = _grown(self.length, capacity)
+        self.nwords = _grown(self.nwords, capacity)
+        self.numbits = _grown(self.numbits, capacity)
+        self.alive = _grown(self.alive, capacity)
+        self.at = _grown(self.at, capacity)
+
+    def numbers_of(self, row: int) -> frozenset[str]:
+        """The numbers in a row's text."""
+        found = self.numbers[row]
+        if found is None:
+            found = self.numbers[row] = numbers(self.words[row])
+        return found
+
+    def remove(self, row: int) -> None:
+        """Forget a row (its bucket slots are dropped at the next purge)."""
+        if not self.alive[row]:
+            return
+        self.alive[row] = False
+        key = self.keys[row]
+        if self.by_key.get(key) == row:
+            del self.by_key[key]
+        if self.exact.get(self.words[row]) == row:
+            del self.exact[self.words[row]]
+
+    def probe(
+        self, first: int, bands: list[list[int]]
+    ) -> tuple[list[int], list[int], dict[int, int]]:
+        """Probe the buckets for rows ``first, first + 1, …`` (one list of band keys each), in
+        order, putting each row in its buckets and the exact map once probed, so that a row
+        meets the rows probed before it. Returns the rows found (with repeats: one per
+        shared band), how many of them each row found, and the rows that are verbatim copies
+        of a live row of another key (row → that row): those are not probed.
+        """
+        buckets, exact, words, keys = self.buckets, self.exact, self.words, self.keys
+        alive, get = self.alive, buckets.get
+        found: list[int] = []
+        counts: list[int] = []
+        copies: dict[int, int] = {}
+        for row, row_bands in enumerate(bands, first):
+            before = len(found)
+            hit = exact.get(words[row])
+            copy = hit is not None and alive[hit] and keys[hit] != keys[row]
+            for band in row_bands:
+                bucket = get(band)
+                if bucket is None:
+                    buckets[band] = row
+                elif bucket.__class__ is int:
+                    found.append(bucket)
+                    buckets[band] = [bucket, row]
+                else:
+                    found += bucket
+                    bucket.append(row)
+                    if len(bucket) > BUCKET_CAP:
+                        del bucket[0]
+            exact[words[row]] = row
+            if copy:
+                copies[row] = hit  # type: ignore[assignment]
+                del found[before:]
+            counts.append(len(found) - before)
+        return found, counts, copies
+
+    def due(self) -> bool:
+        """Whether enough rows were added since the last purge to purge again."""
+        return self.rows - self._purged_at > max(20_000, self._purged_at)
 
     def purge(self) -> None:
-        """Drop entries older than the window and dead bucket slots."""
-        self._since_purge = 0
-        cutoff = self.newest - self.window
-        for entry in [e for e in self.by_key.values() if e.at < cutoff]:
-            self.remove(entry)
-        buckets = self.buckets
-        for band, bucket in list(buckets.items()):
-            if type(bucket) is not list:
-                if not bucket.alive:  # type: ignore[union-attr]
-                    del buckets[band]
-                continue
-            alive = [e for e in bucket if e.alive]
-            if len(alive) > 1:
-                buckets[band] = alive
-            elif alive:
-                buckets[band] = alive[0]
-            else:
-                del buckets[band]
+        """Drop rows older than the window; when a quarter of the rows are dead, compact the
+        arrays and rebuild the buckets and maps (all in numpy or C loops)."""
+        used = slice(0, self.rows)
+        expired = self.alive[used] & (self.at[used] < self.newest - self.window)
+        keep = np.flatnonzero(self.alive[used] & ~expired)
+        if len(keep) > 0.75 * self.rows:  # few dead rows: forget the expired ones, one by one
+            for row in np.flatnonzero(expired).tolist():
+                self.remove(row)
+            self._purged_at = self.rows
+            return
+        self.sig = self.sig[keep]
+        self.length = self.length[keep]
+        self.nwords = self.nwords[keep]
+        self.numbits = self.numbits[keep]
+        self.alive = self.alive[keep]
+        self.at = self.at[keep]
+        rows = keep.tolist()
+        self.keys = [self.keys[r] for r in rows]
+        self.words = [self.words[r] for r in rows]
+        self.numbers = [self.numbers[r] for r in rows]
+        self.groups = [self.groups[r] for r in rows]
+        self.text_hash = [self.text_hash[r] for r in rows]
+        self.rows = self._purged_at = len(rows)
+        self.by_key = dict(zip(self.keys, range(self.rows), strict=True))
+        self.rebuild()
 
-    def candidates(self, bands: list[int], exclude: PostKey, limit: int) -> list[Entry]:
-        """Up to ``limit`` live entries sharing a band key, most shared bands first."""
-        hits: Counter[Entry] = Counter()
-        get = self.buckets.get
-        for band in bands:
-            bucket = get(band)
-            if bucket is None:
-                continue
-            if type(bucket) is list:
-                hits.update(bucket)
-            else:
-                hits[bucket] += 1  # type: ignore[index]
-        ranked = sorted(hits, key=hits.__getitem__, reverse=True)
-        return [e for e in ranked[:limit] if e.alive and e.key != exclude]
+    def rebuild(self) -> None:
+        """Rebuild the buckets and the exact map from the live rows, in numpy (no Python loop
+        per row). Buckets keep the newest ``BUCKET_CAP`` rows, as probing does."""
+        live = np.flatnonzero(self.alive[: self.rows])
+        rows = live.tolist()
+        self.exact = dict(zip([self.words[r] for r in rows], rows, strict=True))
+        if not rows:
+            self.buckets = {}
+            return
+        keys = self.band_keys(self.sig[live])  # (live rows, bands)
+        flat_keys = keys.ravel()
+        flat_rows = np.repeat(live, keys.shape[1])
+        order = np.argsort(flat_keys, kind="stable")  # rows stay oldest first per key
+        flat_keys, flat_rows = flat_keys[order], flat_rows[order]
+        starts = np.flatnonzero(np.r_[True, flat_keys[1:] != flat_keys[:-1]])
+        ends = np.r_[starts[1:], len(flat_keys)]
+        sizes = ends - starts
+        single = sizes == 1
+        buckets: dict[int, Bucket] = dict(
+            zip(flat_keys[starts[single]].tolist(), flat_rows[starts[single]].tolist(), strict=True)
+        )
+        row_list = flat_rows.tolist()
+        many = ~single
+        for key, start, end in zip(
+            flat_keys[starts[many]].tolist(),
+            np.maximum(starts[many], ends[many] - BUCKET_CAP).tolist(),
+            ends[many].tolist(),
+            strict=True,
+        ):
+            buckets[key] = row_list[start:end]
+        self.buckets = buckets
+
+    # -- candidates -----------------------------------------------------------------------
+    def candidates(
+        self,
+        queries: np.ndarray,
+        found: np.ndarray,
+        *,
+        threshold: float,
+        subset_min_words: int,
+        subset_length_ratio: float,
+        min_agree: int,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Filter candidate pairs ``(queries[i], found[i])`` (row ids, same length).
+
+        Keeps live pairs whose lengths allow the scorer to reach ``threshold``, whose numbers
+        may agree (by their sketches, ``Signed.number_bits``) and whose signatures agree on
+        at least ``min_agree`` values. Returns them as query rows, candidate rows, whether
+        the subset guard allows token_set_ratio and whether the numbers must be compared
+        (either text has some), sorted by query, then most agreeing values, then newest
+        candidate.
+        """
+        if not len(found):
+            return found, found, found.astype(bool), found.astype(bool)
+        code = (queries << 32) | found
+        code.sort()
+        code = code[np.r_[True, code[1:] != code[:-1]]]  # one pair per (query, candidate)
+        queries, found = code >> 32, code & 0xFFFFFFFF
+        a_len, b_len = self.length.take(queries), self.length.take(found)
+        short, long = np.minimum(a_len, b_len), np.maximum(a_len, b_len)
+        # ratio = 200 * LCS / (la + lb) <= 200 * short / (short + long)
+        sortable = short * (200 - threshold) >= threshold * long - 1e-9
+        short_words = np.where(a_len <= b_len, self.nwords.take(queries), self.nwords.take(found))
+        subset = (short >= subset_length_ratio * long) & (short_words >= subset_min_words)
+        a_bits, b_bits = self.numbits.take(queries), self.numbits.take(found)
+        numbers_may_agree = ((a_bits & ~b_bits) == 0) | ((b_bits & ~a_bits) == 0)
+        keep = self.alive.take(found) & (sortable | subset) & numbers_may_agree
+        queries, found, subset = queries[keep], found[keep], subset[keep]
+        agree = _agreeing(self.sig.take(queries, axis=0), self.sig.take(found, axis=0))
+        keep = agree >= min_agree
+        queries, found, subset, agree = queries[keep], found[keep], subset[keep], agree[keep]
+        order = np.lexsort((-found, -agree, queries))
+        queries, found, subset = queries[order], found[order], subset[order]
+        numbered = (self.numbits.take(queries) | self.numbits.take(found)) != 0
+        return queries, found, subset, numbered
+
+
+_BYTES = np.uint64(0x0101010101010101)
+
+
+def _agreeing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, how many values of ``a`` and ``b`` are equal (rows of a multiple of 8 values,
+    at most 255): the equality bytes are summed eight at a time in uint64 words, which is
+    several times faster than ``(a == b).sum(axis=1)``."""
+    equal = np.ascontiguousarray(a == b).view(np.uint64)
+    total = equal[:, 0].copy()
+    for column in range(1, equal.shape[1]):
+        total += equal[:, column]
+    with np.errstate(over="ignore"):
+        return ((total * _BYTES) >> np.uint64(56)).astype(np.int64)
+
+
+def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
