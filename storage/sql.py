@@ -91,10 +91,7 @@ class SqlInbox(Inbox):
         return nullcontext()
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Rows of a read-only query as dicts (see :meth:`query`)."""
-        return self._dicts(sql, params)
-
-    def _dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query as dicts (``?`` marks; see :meth:`query`)."""
         cur = self._execute(sql, params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -619,7 +616,7 @@ class SqlInbox(Inbox):
         return json.loads(row[0]) if row and row[0] else {}
 
     def source_state(self, source_id: str) -> dict[str, Any] | None:
-        rows = self._dicts("SELECT * FROM source_state WHERE source_id = ?", (source_id,))
+        rows = self.query_dicts("SELECT * FROM source_state WHERE source_id = ?", (source_id,))
         return rows[0] if rows else None
 
     def export(
@@ -640,7 +637,7 @@ class SqlInbox(Inbox):
         left = limit
         while left is None or left > 0:
             chunk = EXPORT_CHUNK if left is None else min(EXPORT_CHUNK, left)
-            rows = self._dicts(
+            rows = self.query_dicts(
                 f"SELECT * FROM {table} WHERE {where} ORDER BY seq LIMIT {chunk}", (since_seq,)
             )
             for row in rows:
@@ -659,7 +656,7 @@ class SqlInbox(Inbox):
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for platform, ids in _by_platform(set(keys)):
             marks = ", ".join("?" for _ in ids)
-            for row in self._dicts(
+            for row in self.query_dicts(
                 f"SELECT * FROM posts WHERE platform = ? AND native_id IN ({marks})",
                 [platform, *ids],
             ):
@@ -687,7 +684,7 @@ class SqlInbox(Inbox):
         }
         for name, sql in STATS_QUERIES.items():
             sql = sql.replace("{day}", self._utc_day("published_at"))
-            result[name] = [decode_row(row) for row in self._dicts(sql)]
+            result[name] = [decode_row(row) for row in self.query_dicts(sql)]
         return result
 
     # -- health (the daemon and `glas status`) ----------------------------------------------
@@ -721,7 +718,7 @@ class SqlInbox(Inbox):
     def runs_of(self, source_id: str, pid: int, since: datetime) -> list[dict[str, Any]]:
         return [
             decode_row(row)
-            for row in self._dicts(
+            for row in self.query_dicts(
                 "SELECT * FROM runs WHERE source_id = ? AND pid = ? AND started_at >= ? "
                 "ORDER BY run_id",
                 (source_id, pid, since.strftime(UTC_FORMAT)),
@@ -739,7 +736,7 @@ class SqlInbox(Inbox):
                 return []
             where = f"WHERE ids.source_id IN ({', '.join('?' for _ in ids)})"
             params += ids
-        rows = self._dicts(
+        rows = self.query_dicts(
             f"""
             SELECT ids.source_id, src.in_config, src.enabled, st.last_run_at,
                    st.last_success_at, st.last_status, coalesce(st.consecutive_failures, 0)
