@@ -41,11 +41,13 @@ bench: $(STAMP)
 eval: $(STAMP)
 	$(BIN)/python bench/eval_flagging.py
 
-# Fit flagging's topic model on ../shared/data/appeals (read in place; deterministic, ~1-2 min
-# on one core, scikit-learn from the dev extra); writes flagging/model/topics.{npz,json}.
-# `$(BIN)/python bench/train_flagging.py --check` refits and compares with the shipped file.
+# Fit flagging's topic model on ../shared/data/appeals and its comment model on the VK
+# development labels (read in place; deterministic, ~2 min on one core, scikit-learn from the
+# dev extra); writes flagging/model/topics.{npz,json} and comments.{npz,json}.
+# `--check` on either script refits and compares with the shipped file.
 train: $(STAMP)
 	$(BIN)/python bench/train_flagging.py
+	$(BIN)/python bench/train_comments.py
 
 clean:
 	rm -rf $(VENV) demo build *.egg-info .pytest_cache .ruff_cache

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from crawler.model import Post
-from flagging import learned
+from flagging import comment_model, learned
 from flagging.lexicon import LexiconError
 from flagging.rules import Flagger, Flags
 from flagging.settings import FlaggingSettings
@@ -27,7 +27,7 @@ __all__ = [
     "stage",
 ]
 
-_FLAGGERS: dict[tuple[tuple[str, ...], float, int | None, str], Flagger] = {}
+_FLAGGERS: dict[tuple[tuple[str, ...], float, int | None, str, bool], Flagger] = {}
 
 
 def flagger(
@@ -35,15 +35,24 @@ def flagger(
     threshold: float = 0.5,
     max_topics: int | None = None,
     topic_model: str = "fallback",
+    comments: bool = True,
 ) -> Flagger:
     """The process-wide :class:`Flagger` for these override files and settings.
 
-    ``topic_model``: "fallback", "blend" or "off" (see :class:`FlaggingSettings`).
+    ``topic_model``: "fallback", "blend" or "off"; ``comments``: whether the comment model judges
+    residents' comments (see :class:`FlaggingSettings`).
     """
-    key = (tuple(str(p) for p in overrides), threshold, max_topics, topic_model)
+    key = (tuple(str(p) for p in overrides), threshold, max_topics, topic_model, comments)
     if key not in _FLAGGERS:
         model = learned.shipped() if topic_model != "off" else None
-        rules = Flagger(key[0], threshold=threshold, model=model, blend=topic_model == "blend")
+        judge = comment_model.shipped() if comments else None
+        rules = Flagger(
+            key[0],
+            threshold=threshold,
+            model=model,
+            blend=topic_model == "blend",
+            comment_model=judge,
+        )
         if max_topics is not None:
             rules.max_topics = max_topics
         _FLAGGERS[key] = rules
@@ -52,7 +61,10 @@ def flagger(
 
 def apply(post: Post, rules: Flagger) -> Post:
     """Set the flagging fields of ``post`` (municipality only when it has none)."""
-    return _set(post, rules.flag(_text_of(post), official_author=post.author_is_official))
+    flags = rules.flag(
+        _text_of(post), official_author=post.author_is_official, reply=post.kind == "comment"
+    )
+    return _set(post, flags)
 
 
 def _set(post: Post, flags: Flags) -> Post:
@@ -78,12 +90,20 @@ def stage(
     if not settings.enabled:
         return _unchanged
     rules = flagger(
-        settings.lexicon_paths(base), settings.threshold, settings.max_topics, settings.topic_model
+        settings.lexicon_paths(base),
+        settings.threshold,
+        settings.max_topics,
+        settings.topic_model,
+        settings.comment_model,
     )
 
     def flag_batch(posts: list[Post]) -> list[Post]:
         texts = [_text_of(post) for post in posts]
-        flags = rules.flag_many(texts, [post.author_is_official for post in posts])
+        flags = rules.flag_many(
+            texts,
+            [post.author_is_official for post in posts],
+            [post.kind == "comment" for post in posts],
+        )
         for post, one in zip(posts, flags, strict=True):
             _set(post, one)
         return posts
@@ -104,6 +124,7 @@ def check(settings: FlaggingSettings, base: Path | None = None) -> str | None:
             settings.threshold,
             settings.max_topics,
             settings.topic_model,
+            settings.comment_model,
         )
     except LexiconError as exc:
         return str(exc)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flagging import lexicon, morph, text
+from flagging import comment_model, lexicon, morph, text
+from flagging.comment_model import CommentModel
 from flagging.learned import TopicModel
 from flagging.lexicon import Hit, LexiconError, Matcher
 from flagging.places import PlaceFinder
@@ -43,7 +44,8 @@ class Flags:
     places: list[dict[str, str]]
     municipality: str | None
     # "rules": lexicons alone; "blend": the average of the lexicons' shares and the topic
-    # model's probabilities; "model": the lexicons found no topic in a complaint, the model chose.
+    # model's probabilities; "model": the lexicons found no topic in a complaint, the model chose;
+    # "comments": the comment model chose (a resident's comment that is a complaint).
     topic_source: str = "rules"
 
 
@@ -61,7 +63,9 @@ class Flagger:
     ``model`` is the statistical topic model (:mod:`flagging.learned`). When the lexicons find
     a topic the model knows and ``blend`` is on, the scores are the mean of their shares and the
     model's probabilities; when they find none in a complaint, the model names one if it gives
-    it at least ``model_min``.
+    it at least ``model_min``. ``comment_model`` (:mod:`flagging.comment_model`) judges
+    residents' comments: whether one is a complaint where the rules' score is inside its band
+    and the text shows no answer style, and the topic of those that are complaints.
     """
 
     def __init__(
@@ -72,8 +76,10 @@ class Flagger:
         model: TopicModel | None = None,
         model_min: float = 0.5,
         blend: bool = False,
+        comment_model: CommentModel | None = None,
     ) -> None:
         self.model = model
+        self.comment_model = comment_model
         self.blend = blend
         self.model_min = model_min
         overrides = [str(p) for p in overrides]
@@ -150,36 +156,116 @@ class Flagger:
             for term, weight in lexicon.terms_of(group, key):
                 self._add(term, key, weight)
 
-    def flag(self, raw_text: str, *, official_author: bool = False) -> Flags:
-        """Flag one text; ``official_author`` marks a reply by an official account."""
-        return self.flag_many([raw_text], [official_author])[0]
+    def flag(self, raw_text: str, *, official_author: bool = False, reply: bool = False) -> Flags:
+        """Flag one text; ``official_author`` marks a text by an official account, ``reply`` a
+        comment (a reply to a post or comment)."""
+        return self.flag_many([raw_text], [official_author], [reply])[0]
 
     def flag_many(
-        self, texts: Sequence[str], official_authors: Sequence[bool] | None = None
+        self,
+        texts: Sequence[str],
+        official_authors: Sequence[bool] | None = None,
+        replies: Sequence[bool] | None = None,
     ) -> list[Flags]:
-        """Flag many texts: the same as :meth:`flag` each, with one model pass for them all."""
+        """Flag many texts: the same as :meth:`flag` each, with one pass of each model for all."""
         officials = official_authors or [False] * len(texts)
+        replies = replies or [False] * len(texts)
         out: list[Flags] = []
-        asks: list[tuple[int, list[int], str, dict[str, float]]] = []
-        model = self.model
+        words: list[list[str]] = []
+        named: list[dict[str, float]] = []
         for raw_text, official_author in zip(texts, officials, strict=True):
-            flags, tokens = self._flag_rules(raw_text or "", official_author)
-            if model is not None:
-                if self.blend and flags.topics[0] in model.codes:  # not codes it never saw
-                    shares = flags.topic_scores
-                    asks.append((len(out), model.rows_of_words(tokens), "blend", shares))
-                elif flags.topics == ["other"] and flags.is_complaint:  # it learnt complaints
-                    asks.append((len(out), model.rows_of_words(tokens), "model", {}))
+            flags, tokens, signals = self._flag_rules(raw_text or "", official_author)
             out.append(flags)
+            words.append(tokens)
+            named.append(signals)
+        done: set[int] = set()
+        if self.comment_model is not None:
+            done = self._ask_comment_model(out, words, named, officials, replies)
+        if self.model is not None:
+            self._ask_topic_model(out, words, done)
+        return out
+
+    def _ask_comment_model(
+        self,
+        out: list[Flags],
+        words: list[list[str]],
+        named: list[dict[str, float]],
+        officials: Sequence[bool],
+        replies: Sequence[bool],
+    ) -> set[int]:
+        """Let the comment model judge residents' comments: complaint where the rules are
+        unsure, then the topic of those that are complaints in a broad sector or none (when the
+        topic model is on: its probabilities are inputs). Returns the texts whose topics it
+        set."""
+        judge = self.comment_model
+        assert judge is not None
+        residents = [n for n, r in enumerate(replies) if r and not officials[n]]
+        if not residents:
+            return set()
+        vectors = comment_model.embeddings().mean_unit([words[n] for n in residents])
+        row = {n: i for i, n in enumerate(residents)}
+        unsure = [
+            n
+            for n in residents
+            if judge.asks(out[n].complaint_score, out[n].official_score, False, True)
+        ]
+        if unsure:
+            matrix = judge.complaint_matrix(
+                [named[n] for n in unsure],
+                [out[n].complaint_score for n in unsure],
+                vectors[[row[n] for n in unsure]],
+            )
+            for n, p in zip(unsure, judge.complaint_probabilities(matrix).tolist(), strict=True):
+                out[n].complaint_score = round(p, 3)
+                out[n].is_complaint = out[n].complaint_score >= self.threshold
+        model = self.model
+        topical = [
+            n for n in residents if out[n].is_complaint and out[n].topics[0] in comment_model.BROAD
+        ]
+        if model is None or not topical:
+            return set()
+        table = model.probabilities_of_rows([model.rows_of_words(words[n]) for n in topical])
+        matrix = judge.topic_matrix(
+            [out[n].topic_scores for n in topical],
+            [dict(zip(model.codes, probs, strict=True)) for probs in table],
+            vectors[[row[n] for n in topical]],
+        )
+        for n, probs in zip(topical, judge.topic_probabilities(matrix).tolist(), strict=True):
+            self._use_comment_topics(out[n], dict(zip(judge.codes, probs, strict=True)))
+        return set(topical)
+
+    def _use_comment_topics(self, flags: Flags, probs: dict[str, float]) -> None:
+        """Topics from the comment model: its best code first ("other" alone when that is it),
+        then other codes it gives at least ``min_topic``."""
+        ranked = sorted(probs, key=probs.__getitem__, reverse=True)
+        best = ranked[0]
+        more = [c for c in ranked[1:] if c != "other" and probs[c] >= self.min_topic]
+        flags.topics = ["other"] if best == "other" else [best, *more][: self.max_topics]
+        flags.topic_scores = {c: round(probs[c], 3) for c in ranked if probs[c] >= 0.0005}
+        flags.topic_source = "comments"
+
+    def _ask_topic_model(self, out: list[Flags], words: list[list[str]], done: set[int]) -> None:
+        """Let the topic model name or blend the topics of texts not in ``done`` (one pass for
+        the whole batch)."""
+        model = self.model
+        assert model is not None
+        asks: list[tuple[int, list[int], str, dict[str, float]]] = []
+        for n, (flags, tokens) in enumerate(zip(out, words, strict=True)):
+            if n in done:
+                continue
+            if self.blend and flags.topics[0] in model.codes:  # not codes it never saw
+                asks.append((n, model.rows_of_words(tokens), "blend", flags.topic_scores))
+            elif flags.topics == ["other"] and flags.is_complaint:  # it learnt complaints
+                asks.append((n, model.rows_of_words(tokens), "model", {}))
         if asks:
-            assert model is not None
             table = model.probabilities_of_rows([rows for _, rows, _, _ in asks])
             for (n, _, how, shares), probs in zip(asks, table, strict=True):
                 self._use_model(out[n], how, shares, dict(zip(model.codes, probs, strict=True)))
-        return out
 
-    def _flag_rules(self, raw_text: str, official_author: bool) -> tuple[Flags, list[str]]:
-        """The lexicons' flags of one text, and its words."""
+    def _flag_rules(
+        self, raw_text: str, official_author: bool
+    ) -> tuple[Flags, list[str], dict[str, float]]:
+        """The lexicons' flags of one text, its words and its named complaint signals."""
         cleaned = text.clean(raw_text)
         tokens = text.words(cleaned)
         evidence = self._evidence(self.matcher.find(tokens))
@@ -208,7 +294,7 @@ class Flagger:
             places=places,
             municipality=next(iter(towns)) if len(towns) == 1 else None,
         )
-        return flags, tokens
+        return flags, tokens, {**signals, **extra}
 
     def _use_model(
         self, flags: Flags, how: str, shares: dict[str, float], probs: dict[str, float]
@@ -232,12 +318,7 @@ class Flagger:
 
     def signals(self, raw_text: str) -> dict[str, float]:
         """The named evidence the complaint score is made of (for training and inspection)."""
-        cleaned = text.clean(raw_text or "")
-        tokens = text.words(cleaned)
-        evidence = self._evidence(self.matcher.find(tokens))
-        places = self.places.find(cleaned, tokens)
-        signals, extra, _, _ = self._signals(raw_text or "", cleaned, tokens, evidence, places)
-        return {**signals, **extra}
+        return self._flag_rules(raw_text or "", False)[2]
 
     def _signals(
         self,
