@@ -2,10 +2,10 @@
 
 Every indexed post is a *row*: numbers in numpy arrays (signature, length, word count,
 number sketch, time, liveness), the rest in plain lists (key, sorted normalised words, case,
-text hash; its numbers, computed when first compared). Buckets map a band key to the rows
-sharing it: one row id (most keys) or a list of them, newest last and capped at
-``BUCKET_CAP`` (a phrase every third post shares would otherwise make lookups linear). An
-exact map finds copies (the same words) without scoring.
+text hash; its numbers, computed when first compared). The buckets (:mod:`dedupe.buckets`)
+give, for a batch of rows, the rows sharing a band key with each, at most the newest
+``BUCKET_CAP`` per key (a phrase every third post shares would otherwise make lookups
+linear). An exact map finds copies (the same words) without scoring.
 
 :meth:`RecentIndex.candidates` takes the band-collision candidates of a whole batch of posts
 and drops, in one numpy expression, those that cannot or will hardly reach the threshold:
@@ -15,7 +15,7 @@ Only the rest are scored.
 
 Replaced rows die at once, rows older than the newest time minus the window when the index
 has doubled since the last purge; once a quarter of the rows are dead the purge compacts
-the arrays and rebuilds the buckets in numpy, so memory follows the window, not the history.
+the arrays and rebuilds the buckets, so memory follows the window, not the history.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from dedupe.buckets import Buckets
 from dedupe.normalise import numbers
 from dedupe.signature import Signed
 
 BUCKET_CAP = 16
+LENGTH, WORDS, NUMBERS = 0, 1, 2  # columns of ``RecentIndex.meta``
 PostKey = tuple[str, str]
-Bucket = int | list[int]
 BandKeys = Callable[[np.ndarray], np.ndarray]  # signatures → band keys, one row each
 
 
@@ -43,11 +44,13 @@ class RecentIndex:
         self.band_keys = band_keys
         self.rows = 0  # rows used (live and dead)
         capacity = 1024
+        bands = band_keys(np.zeros((1, hashes), dtype=np.uint32)).shape[1]
+        self.buckets = Buckets(bands, BUCKET_CAP, capacity)
         self.sig = np.zeros((capacity, hashes), dtype=np.uint32)
         self.at = np.zeros(capacity, dtype=np.float64)  # POSIX seconds
-        self.length = np.zeros(capacity, dtype=np.int64)  # characters of the sorted words
-        self.nwords = np.zeros(capacity, dtype=np.int64)
-        self.numbits = np.zeros(capacity, dtype=np.uint64)  # a 61-bit sketch of the numbers
+        # Characters of the sorted words, words, a 61-bit sketch of the numbers: side by side,
+        # as the candidate filter reads them together (one memory read per row).
+        self.meta = np.zeros((capacity, 4), dtype=np.int64)
         self.alive = np.zeros(capacity, dtype=bool)
         self.keys: list[PostKey] = []
         self.words: list[str] = []  # normalised words, sorted (what scoring needs)
@@ -56,7 +59,6 @@ class RecentIndex:
         self.text_hash: list[int] = []  # of the original text: recognises unchanged posts
         self.by_key: dict[PostKey, int] = {}
         self.exact: dict[str, int] = {}
-        self.buckets: dict[int, Bucket] = {}
         self.newest = float("-inf")
         self._next_group = -1
         self.merged_groups: dict[int, int] = {}  # groups merged in memory (union-find)
@@ -97,7 +99,7 @@ class RecentIndex:
         groups: list[int],
         text_hashes: list[int],
     ) -> int:
-        """Add rows (not yet in any bucket: see :meth:`probe`); return the first row id.
+        """Add rows (not yet in the buckets: see :meth:`probe`); return the first row id.
 
         ``words`` are the normalised words, sorted; ``signed`` what the signer made of them.
         A row replaces the live row of the same key, which is dropped at once.
@@ -107,9 +109,11 @@ class RecentIndex:
         self._reserve(first + count)
         end = first + count
         self.sig[first:end] = signed.signatures
-        self.length[first:end] = np.fromiter(map(len, words), dtype=np.int64, count=count)
-        self.nwords[first:end] = signed.words
-        self.numbits[first:end] = signed.number_bits
+        self.buckets.keys[first:end] = self.band_keys(signed.signatures)
+        meta = self.meta[first:end]
+        meta[:, LENGTH] = np.fromiter(map(len, words), dtype=np.int64, count=count)
+        meta[:, WORDS] = signed.words
+        meta[:, NUMBERS] = signed.number_bits.view(np.int64)
         self.alive[first:end] = True
         self.at[first:end] = at
         self.keys += keys
@@ -134,11 +138,10 @@ class RecentIndex:
             return
         capacity = max(rows, capacity * 2)
         self.sig = _grown(self.sig, capacity)
-        self.length = _grown(self.length, capacity)
-        self.nwords = _grown(self.nwords, capacity)
-        self.numbits = _grown(self.numbits, capacity)
+        self.meta = _grown(self.meta, capacity)
         self.alive = _grown(self.alive, capacity)
         self.at = _grown(self.at, capacity)
+        self.buckets.reserve(capacity)
 
     def numbers_of(self, row: int) -> frozenset[str]:
         """The numbers in a row's text."""
@@ -158,42 +161,27 @@ class RecentIndex:
         if self.exact.get(self.words[row]) == row:
             del self.exact[self.words[row]]
 
-    def probe(
-        self, first: int, bands: list[list[int]]
-    ) -> tuple[list[int], list[int], dict[int, int]]:
-        """Probe the buckets for rows ``first, first + 1, …`` (one list of band keys each), in
-        order, putting each row in its buckets and the exact map once probed, so that a row
-        meets the rows probed before it. Returns the rows found (with repeats: one per
-        shared band), how many of them each row found, and the rows that are verbatim copies
-        of a live row of another key (row → that row): those are not probed.
+    def probe(self, first: int, count: int) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+        """Put rows ``first … first + count - 1`` in the buckets and the exact map, in order,
+        each meeting the rows before it (those of the batch too). Returns the pairs found
+        (query rows, rows found; one per shared band key) and the rows that are verbatim
+        copies of a live row of another key (row → that row): their pairs are left out.
         """
-        buckets, exact, words, keys = self.buckets, self.exact, self.words, self.keys
-        alive, get = self.alive, buckets.get
-        found: list[int] = []
-        counts: list[int] = []
+        exact, words, keys, alive = self.exact, self.words, self.keys, self.alive
         copies: dict[int, int] = {}
-        for row, row_bands in enumerate(bands, first):
-            before = len(found)
+        for row in range(first, first + count):
             hit = exact.get(words[row])
-            copy = hit is not None and alive[hit] and keys[hit] != keys[row]
-            for band in row_bands:
-                bucket = get(band)
-                if bucket is None:
-                    buckets[band] = row
-                elif bucket.__class__ is int:
-                    found.append(bucket)
-                    buckets[band] = [bucket, row]
-                else:
-                    found += bucket
-                    bucket.append(row)
-                    if len(bucket) > BUCKET_CAP:
-                        del bucket[0]
+            if hit is not None and alive[hit] and keys[hit] != keys[row]:
+                copies[row] = hit
             exact[words[row]] = row
-            if copy:
-                copies[row] = hit  # type: ignore[assignment]
-                del found[before:]
-            counts.append(len(found) - before)
-        return found, counts, copies
+        self.buckets.chain(first, count)
+        queries, found = self.buckets.lookup(first, count)
+        if copies:
+            keep = np.ones(count, dtype=bool)
+            keep[np.fromiter(copies, dtype=np.int64, count=len(copies)) - first] = False
+            mask = keep[queries - first]
+            queries, found = queries[mask], found[mask]
+        return queries, found, copies
 
     def due(self) -> bool:
         """Whether enough rows were added since the last purge to purge again."""
@@ -210,10 +198,9 @@ class RecentIndex:
                 self.remove(row)
             self._purged_at = self.rows
             return
+        self.buckets.compact(keep)
         self.sig = self.sig[keep]
-        self.length = self.length[keep]
-        self.nwords = self.nwords[keep]
-        self.numbits = self.numbits[keep]
+        self.meta = self.meta[keep]
         self.alive = self.alive[keep]
         self.at = self.at[keep]
         rows = keep.tolist()
@@ -227,36 +214,15 @@ class RecentIndex:
         self.rebuild()
 
     def rebuild(self) -> None:
-        """Rebuild the buckets and the exact map from the live rows, in numpy (no Python loop
-        per row). Buckets keep the newest ``BUCKET_CAP`` rows, as probing does."""
+        """Rebuild the buckets and the exact map from the live rows (as if each had been
+        probed in turn)."""
         live = np.flatnonzero(self.alive[: self.rows])
-        rows = live.tolist()
-        self.exact = dict(zip([self.words[r] for r in rows], rows, strict=True))
-        if not rows:
-            self.buckets = {}
-            return
-        keys = self.band_keys(self.sig[live])  # (live rows, bands)
-        flat_keys = keys.ravel()
-        flat_rows = np.repeat(live, keys.shape[1])
-        order = np.argsort(flat_keys, kind="stable")  # rows stay oldest first per key
-        flat_keys, flat_rows = flat_keys[order], flat_rows[order]
-        starts = np.flatnonzero(np.r_[True, flat_keys[1:] != flat_keys[:-1]])
-        ends = np.r_[starts[1:], len(flat_keys)]
-        sizes = ends - starts
-        single = sizes == 1
-        buckets: dict[int, Bucket] = dict(
-            zip(flat_keys[starts[single]].tolist(), flat_rows[starts[single]].tolist(), strict=True)
-        )
-        row_list = flat_rows.tolist()
-        many = ~single
-        for key, start, end in zip(
-            flat_keys[starts[many]].tolist(),
-            np.maximum(starts[many], ends[many] - BUCKET_CAP).tolist(),
-            ends[many].tolist(),
-            strict=True,
-        ):
-            buckets[key] = row_list[start:end]
-        self.buckets = buckets
+        if len(live) == self.rows:  # (after a compaction)
+            self.exact = dict(zip(self.words, range(self.rows), strict=True))
+        else:
+            rows = live.tolist()
+            self.exact = dict(zip([self.words[r] for r in rows], rows, strict=True))
+        self.buckets.rebuild(live)
 
     # -- candidates -----------------------------------------------------------------------
     def candidates(
@@ -284,23 +250,22 @@ class RecentIndex:
         code.sort()
         code = code[np.r_[True, code[1:] != code[:-1]]]  # one pair per (query, candidate)
         queries, found = code >> 32, code & 0xFFFFFFFF
-        a_len, b_len = self.length.take(queries), self.length.take(found)
+        a, b = self.meta.take(queries, axis=0), self.meta.take(found, axis=0)
+        a_len, b_len = a[:, LENGTH], b[:, LENGTH]
         short, long = np.minimum(a_len, b_len), np.maximum(a_len, b_len)
         # ratio = 200 * LCS / (la + lb) <= 200 * short / (short + long)
         sortable = short * (200 - threshold) >= threshold * long - 1e-9
-        short_words = np.where(a_len <= b_len, self.nwords.take(queries), self.nwords.take(found))
+        short_words = np.where(a_len <= b_len, a[:, WORDS], b[:, WORDS])
         subset = (short >= subset_length_ratio * long) & (short_words >= subset_min_words)
-        a_bits, b_bits = self.numbits.take(queries), self.numbits.take(found)
+        a_bits, b_bits = a[:, NUMBERS], b[:, NUMBERS]
         numbers_may_agree = ((a_bits & ~b_bits) == 0) | ((b_bits & ~a_bits) == 0)
-        keep = self.alive.take(found) & (sortable | subset) & numbers_may_agree
-        queries, found, subset = queries[keep], found[keep], subset[keep]
-        agree = _agreeing(self.sig.take(queries, axis=0), self.sig.take(found, axis=0))
-        keep = agree >= min_agree
-        queries, found, subset, agree = queries[keep], found[keep], subset[keep], agree[keep]
-        order = np.lexsort((-found, -agree, queries))
-        queries, found, subset = queries[order], found[order], subset[order]
-        numbered = (self.numbits.take(queries) | self.numbits.take(found)) != 0
-        return queries, found, subset, numbered
+        numbered = (a_bits | b_bits) != 0
+        keep = np.flatnonzero(self.alive.take(found) & (sortable | subset) & numbers_may_agree)
+        agree = _agreeing(self.sig.take(queries[keep], axis=0), self.sig.take(found[keep], axis=0))
+        keep = keep[agree >= min_agree]
+        agree = agree[agree >= min_agree]
+        order = keep[np.lexsort((-found[keep], -agree, queries[keep]))]
+        return queries[order], found[order], subset[order], numbered[order]
 
 
 _BYTES = np.uint64(0x0101010101010101)

@@ -8,8 +8,8 @@ then a verbatim copy of the normalised text; then candidates from the LSH index 
 cases that the post links.
 
 A batch goes through in five steps, the per-post work in C or numpy wherever it can be:
-normalise each post (regexes); sign the whole batch (numpy); probe the LSH buckets post by
-post, in order, each post joining the buckets once probed (dictionaries); drop hopeless
+normalise each post (regexes); sign the whole batch (numpy); probe the LSH buckets for the
+whole batch, each post meeting the posts before it (numpy, :mod:`dedupe.buckets`); drop hopeless
 candidate pairs of the whole batch (numpy: lengths the scorer cannot bridge, numbers that
 cannot agree, too few shared MinHash values); confirm the rest with rapidfuzz, post by post,
 best candidates first, against the posts before it (those of the batch too).
@@ -88,7 +88,7 @@ class NearDuplicates:
                     groups[row] = cluster_id
                 continue
             fresh.append(((platform, native_id), text, at, cluster_id))
-        empty = not index.buckets  # a fresh index: the buckets are built at the end, in numpy
+        empty = not len(index.buckets)  # a fresh index: the buckets are built at the end
         for start in range(0, len(fresh), CHUNK):
             self._index_stored(fresh[start : start + CHUNK], probe=not empty)
         if empty and fresh:
@@ -125,7 +125,7 @@ class NearDuplicates:
         signed = self.signer.sign(ordered)
         first = index.append(keys, ordered, signed, np.array(times), groups, hashes)
         if probe:
-            index.probe(first, self.signer.band_keys(signed.signatures).tolist())
+            index.probe(first, len(keys))
 
     # -- matching a batch -----------------------------------------------------------------
     def link(self, posts: list[Post]) -> None:
@@ -166,10 +166,8 @@ class NearDuplicates:
         signed = self.signer.sign(ordered)
         first = index.append(keys, ordered, signed, times, [0] * len(todo), hashes)
         # (the groups are set below, once each post is matched)
-        found, counts, copies = index.probe(
-            first, self.signer.band_keys(signed.signatures).tolist()
-        )
-        bounds, candidates, subset, numbered = self._filter(first, found, counts)
+        queries, found, copies = index.probe(first, len(todo))
+        bounds, candidates, subset, numbered = self._filter(first, len(todo), queries, found)
         for j, post in enumerate(todo):
             row = first + j
             copy = copies.get(row)
@@ -186,17 +184,16 @@ class NearDuplicates:
             index.purge()
 
     def _filter(
-        self, first: int, found: list[int], counts: list[int]
+        self, first: int, rows: int, queries: np.ndarray, found: np.ndarray
     ) -> tuple[list[int], list[int], list[bool], list[bool]]:
-        """The candidates worth scoring of rows ``first, …`` (``counts[j]`` of ``found``
-        belong to row ``first + j``): where each row's start, then all of them, best first,
+        """The candidates worth scoring of rows ``first … first + rows - 1`` (pairs
+        ``queries[i], found[i]``): where each row's start, then all of them, best first,
         whether the subset guard allows token_set_ratio and whether numbers must be compared
         for each."""
         settings = self.settings
-        rows = len(counts)
         queries, candidates, subset, numbered = self.index.candidates(
-            np.repeat(np.arange(first, first + rows, dtype=np.int64), counts),
-            np.array(found, dtype=np.int64),
+            queries,
+            found,
             threshold=settings.threshold,
             subset_min_words=settings.subset_min_words,
             subset_length_ratio=settings.subset_length_ratio,
@@ -236,8 +233,9 @@ class NearDuplicates:
         """
         index, settings = self.index, self.settings
         groups, merged = index.groups, index.merged_groups
-        words, keys, numbers_of = index.words, index.keys, index.numbers_of
+        words, keys, numbers, numbers_of = index.words, index.keys, index.numbers, index.numbers_of
         ordered = words[row]
+        mine = None
         budget = settings.max_checks
         threshold = settings.threshold
         floor = min(threshold, SET_FLOOR)
@@ -252,7 +250,11 @@ class NearDuplicates:
             if done >= CHECKS_PER_CASE or group in matches:
                 continue
             if with_numbers:
-                mine, other = numbers_of(row), numbers_of(other_row)
+                if mine is None:
+                    mine = numbers_of(row)
+                other = numbers[other_row]
+                if other is None:
+                    other = numbers_of(other_row)
                 if not (mine <= other or other <= mine):
                     continue  # different addresses: not a check
             checked[group] = done + 1

@@ -1,4 +1,5 @@
-"""The batched index: signatures, number sketches, candidate filter, rebuild and purge."""
+"""The batched index: signatures, number sketches, bucket store, candidate filter, rebuild
+and purge."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pytest
 
 from bench.variants import variant
 from crawler.model import Post
+from dedupe.buckets import WIDTH, Buckets
 from dedupe.normalise import normalise_for_match, numbers
 from dedupe.settings import DedupeSettings
 from dedupe.signature import Signer
@@ -106,7 +109,9 @@ def test_rebuilt_index_links_like_the_live_one(texts: list[str]) -> None:
     rebuilt = NearDuplicates(recent=lambda after, _window: (len(rows), [] if after else rows))
     assert rebuilt.catch_up() == len(rows)
     assert len(rebuilt.index) == len(live.index)
-    assert rebuilt.index.buckets == live.index.buckets
+    band_keys = {int(k) for k in live.index.buckets.keys[: live.index.rows].ravel()}
+    for key in band_keys:
+        assert rebuilt.index.buckets.bucket(key) == live.index.buckets.bucket(key)
     variants = posts[len(texts) :]
     found_live = links(live, [post(p.native_id, p.text, 9999) for p in variants])
     found_rebuilt = links(rebuilt, [post(p.native_id, p.text, 9999) for p in variants])
@@ -130,3 +135,107 @@ def test_purge_compacts_and_keeps_the_window(texts: list[str]) -> None:
     stage(old + fresh)
     assert old[0].duplicate_of is None
     assert fresh[0].duplicate_of == [recent.key]
+
+
+# -- the bucket store, against a plain model: dict of lists, probed row by row -------------------
+class Model:
+    """What :class:`dedupe.buckets.Buckets` must give: per key, the newest ``cap`` rows."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.buckets: dict[int, list[int]] = {}
+
+    def probe(self, keys: np.ndarray, first: int) -> list[tuple[int, int]]:
+        found = []
+        for row, row_keys in enumerate(keys.tolist(), first):
+            for key in row_keys:
+                bucket = self.buckets.setdefault(key, [])
+                found += [(row, other) for other in bucket[-self.cap :]]
+                bucket.append(row)
+        return sorted(found)
+
+
+def band_keys(rng: random.Random, rows: int, bands: int, shared: list[int]) -> np.ndarray:
+    """Keys of ``rows`` rows: most unique, some drawn from ``shared`` (hot keys); a row's
+    keys differ, as the signer's do (each band has its own salt)."""
+    keys = []
+    for _ in range(rows):
+        hot = iter(rng.sample(shared, bands))
+        keys.append(
+            [next(hot) if rng.random() < 0.4 else rng.getrandbits(64) for _ in range(bands)]
+        )
+    return np.array(keys, dtype=np.uint64)
+
+
+def pairs(buckets: Buckets, first: int, count: int) -> list[tuple[int, int]]:
+    rows, found = buckets.lookup(first, count)
+    return sorted(zip(rows.tolist(), found.tolist(), strict=True))
+
+
+def test_buckets_find_the_newest_rows_before_each_row_in_its_batch() -> None:
+    """Batches of any size give what probing row by row gives: a row meets the rows before it
+    (of its batch too), at most ``cap`` per key, newest first, never a row after it; keys
+    crowded into one group of the table (more than WIDTH) and a key of 0 are found too."""
+    rng = random.Random(3)
+    crowded = [(5 << 58) | rng.getrandbits(40) for _ in range(3 * WIDTH)]  # one group
+    shared = [rng.getrandbits(64) for _ in range(40)] + crowded + [0]
+    store, model = Buckets(bands=4, cap=6, capacity=16), Model(cap=6)
+    first = 0
+    for size in [1, 7, 1, 30, 200, 3, 64, 500, 2]:
+        keys = band_keys(rng, size, 4, shared)
+        store.reserve(first + size)
+        store.keys[first : first + size] = keys
+        store.chain(first, size)
+        expected = model.probe(keys, first)
+        assert pairs(store, first, size) == expected
+        assert all(other < row for row, other in expected)
+        first += size
+    everything = store.keys[:first].ravel().tolist()
+    for key in set(everything):
+        assert store.bucket(key) == model.buckets[key][::-1][:6]
+    assert len(store) == len(set(everything))
+
+
+def test_buckets_rebuilt_from_some_rows_hold_those_rows_only() -> None:
+    """Removal and expiry: a rebuild keeps the rows given (a compaction renumbers them), and
+    rows chained afterwards meet only those and each other."""
+    rng = random.Random(4)
+    shared = [rng.getrandbits(64) for _ in range(25)]
+    store = Buckets(bands=3, cap=5)
+    keys = band_keys(rng, 900, 3, shared)
+    store.keys[:900] = keys
+    store.chain(0, 900)
+    kept = np.array([row for row in range(900) if row % 3 and row > 200])
+    store.compact(kept)
+    store.rebuild(np.arange(len(kept)))
+    model = Model(cap=5)
+    model.probe(keys[kept], 0)
+    for key in set(keys[kept].ravel().tolist()):
+        assert store.bucket(key) == model.buckets[key][::-1][:5]
+    gone = set(keys[:201].ravel().tolist()) - set(keys[kept].ravel().tolist())
+    assert gone and all(store.bucket(key) == [] for key in gone)
+    more = band_keys(rng, 300, 3, shared)
+    store.reserve(len(kept) + 300)
+    store.keys[len(kept) : len(kept) + 300] = more
+    store.chain(len(kept), 300)
+    assert pairs(store, len(kept), 300) == model.probe(more, len(kept))
+
+
+def test_a_post_meets_the_posts_of_its_batch_before_it(texts: list[str]) -> None:
+    rng = random.Random(8)
+    long = [t for t in texts if len(t) > 200][:3]
+    batch = [post(f"a{n}", t, n) for n, t in enumerate(long)]
+    batch += [post(f"b{n}", variant(t, rng), 10 + n) for n, t in enumerate(long)]
+    found = links(NearDuplicates(), batch)
+    assert found == {f"b{n}": [("vk", f"a{n}")] for n in range(3)}
+
+
+def test_an_edited_post_is_found_by_its_new_text_only(texts: list[str]) -> None:
+    first, second = [t for t in texts if len(t) > 200][:2]
+    stage = NearDuplicates()
+    stage([post("p1", first, 0)])
+    stage([post("p1", second, 1)])  # edited: the row of the old text is dropped
+    old, new = post("c1", first + " Когда это закончится?!", 2), post("c2", second + "!!", 3)
+    stage([old, new])
+    assert old.duplicate_of is None
+    assert new.duplicate_of == [("vk", "p1")]
