@@ -8,8 +8,9 @@ already found:
   their logit. Asked only where the rule score lies inside the band and the text shows no
   answer style at all, so official replies and confident rule decisions never change;
 - topic: over the rules' topic shares and the topic model's probabilities
-  (:mod:`flagging.learned`), for comments that are complaints where the lexicons name one of
-  the :data:`BROAD` sectors or none. It knows every code of the labels, "other" included (a
+  (:mod:`flagging.learned`), for comments that are complaints where the lexicons name none of
+  the sectors, or one of the :data:`BROAD` sectors with less than :data:`SURE_SHARE` of their
+  evidence. It knows every code of the labels, "other" included (a
   comment naming no sector). A narrow sector the lexicons name (trade, safety, sport...)
   stands: the model, fitted on few examples of each, would trade them for the broad ones.
 
@@ -37,6 +38,7 @@ DIM = 300  # navec vector size
 # Sectors whose lexicons overlap most in residents' words (snow on a yard, a roof or a pavement;
 # litter by the bins or on the lawn): the topic head chooses for comments the lexicons put here.
 BROAD = frozenset({"housing", "landscaping", "roads", "waste", "other"})
+SURE_SHARE = 0.5  # a broad sector with this share of the lexicons' evidence stands
 
 
 class Embeddings:
@@ -47,10 +49,11 @@ class Embeddings:
         from navec import Navec
 
         navec = Navec.load(NEWS_EMBEDDING)
+        pq = navec.pq
         self._ids = navec.vocab.word_ids
-        self._indexes = navec.pq.indexes  # words × parts: centroid number per part
-        self._codes = navec.pq.codes  # parts × centroids × part size
-        self._parts = np.arange(navec.pq.qdim)
+        self._indexes = pq.indexes  # words × parts: the centroid of each part
+        self._centroids = pq.codes.reshape(pq.qdim * pq.centroids, -1)  # all parts' centroids
+        self._offsets = np.arange(pq.qdim, dtype=np.int64) * pq.centroids
 
     def mean_unit(self, texts: Sequence[list[str]]) -> np.ndarray:
         """Per text (lower-case words), the mean of its known words' vectors, scaled to length
@@ -62,10 +65,11 @@ class Embeddings:
         if not lengths.sum():
             return out
         flat = np.fromiter((i for f in found for i in f), dtype=np.int64, count=lengths.sum())
-        vectors = self._codes[self._parts, self._indexes[flat]].reshape(len(flat), DIM)
+        parts = self._indexes[flat] + self._offsets  # (words, parts) rows of _centroids
+        vectors = self._centroids.take(parts, axis=0).reshape(len(flat), DIM)
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         filled = lengths > 0
-        sums = np.add.reduceat(vectors.astype(np.float64), starts[filled], axis=0)
+        sums = np.add.reduceat(vectors, starts[filled], axis=0).astype(np.float64)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         out[filled] = sums / np.maximum(norms, 1e-9)
         return out
@@ -99,6 +103,12 @@ class CommentModel:
         return (
             reply and not official_author and official_score == 0 and self.low <= score < self.high
         )
+
+    @staticmethod
+    def asks_topic(topics: list[str], shares: dict[str, float]) -> bool:
+        """Whether the topic head chooses for a complaint with these lexicon topics."""
+        best = topics[0]
+        return best == "other" or (best in BROAD and shares.get(best, 0.0) < SURE_SHARE)
 
     def complaint_matrix(
         self, named: Sequence[dict[str, float]], scores: Sequence[float], vectors: np.ndarray

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from flagging import comment_model, lexicon, morph, text
 from flagging.comment_model import CommentModel
 from flagging.learned import TopicModel
@@ -194,16 +196,20 @@ class Flagger:
         replies: Sequence[bool],
     ) -> set[int]:
         """Let the comment model judge residents' comments: complaint where the rules are
-        unsure, then the topic of those that are complaints in a broad sector or none (when the
-        topic model is on: its probabilities are inputs). Returns the texts whose topics it
-        set."""
+        unsure, then the topic of complaints where the lexicons are unsure of it (when the topic
+        model is on: its probabilities are inputs). Returns the texts whose topics it set."""
         judge = self.comment_model
         assert judge is not None
         residents = [n for n, r in enumerate(replies) if r and not officials[n]]
-        if not residents:
-            return set()
-        vectors = comment_model.embeddings().mean_unit([words[n] for n in residents])
-        row = {n: i for i, n in enumerate(residents)}
+        vectors: dict[int, np.ndarray] = {}  # text → its mean word vector, as needed
+
+        def vectors_of(texts: list[int]) -> np.ndarray:
+            todo = [n for n in texts if n not in vectors]
+            if todo:
+                found = comment_model.embeddings().mean_unit([words[n] for n in todo])
+                vectors.update(zip(todo, found, strict=True))
+            return np.array([vectors[n] for n in texts]).reshape(len(texts), comment_model.DIM)
+
         unsure = [
             n
             for n in residents
@@ -213,14 +219,16 @@ class Flagger:
             matrix = judge.complaint_matrix(
                 [named[n] for n in unsure],
                 [out[n].complaint_score for n in unsure],
-                vectors[[row[n] for n in unsure]],
+                vectors_of(unsure),
             )
             for n, p in zip(unsure, judge.complaint_probabilities(matrix).tolist(), strict=True):
                 out[n].complaint_score = round(p, 3)
                 out[n].is_complaint = out[n].complaint_score >= self.threshold
         model = self.model
         topical = [
-            n for n in residents if out[n].is_complaint and out[n].topics[0] in comment_model.BROAD
+            n
+            for n in residents
+            if out[n].is_complaint and judge.asks_topic(out[n].topics, out[n].topic_scores)
         ]
         if model is None or not topical:
             return set()
@@ -228,7 +236,7 @@ class Flagger:
         matrix = judge.topic_matrix(
             [out[n].topic_scores for n in topical],
             [dict(zip(model.codes, probs, strict=True)) for probs in table],
-            vectors[[row[n] for n in topical]],
+            vectors_of(topical),
         )
         for n, probs in zip(topical, judge.topic_probabilities(matrix).tolist(), strict=True):
             self._use_comment_topics(out[n], dict(zip(judge.codes, probs, strict=True)))
