@@ -4,7 +4,8 @@ Reads the comments of ../shared/data/vk/vk_comments_spb_central.csv in place, jo
 comment_id to tests/data/vk_comment_dev_labels.csv (rows 526-1260, 735 comments, 518
 complaints). The EVALUATION labels (tests/data/vk_comment_labels.csv) are never read here.
 Both heads (:class:`flagging.comment_model.CommentModel`) are L2 logistic regressions (lbfgs,
-deterministic) over the unit mean navec vector of the comment's words and:
+deterministic) over the comment's mean navec word vector, projected on the 32 principal axes
+of navec's 50,000 most frequent words and scaled to length 1, and:
 
 - complaint (all 735): the rules' named signals and logit;
 - topic (the 518 complaints): the rules' topic shares and the shipped topic model's
@@ -38,7 +39,13 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from flagging import learned  # noqa: E402
-from flagging.comment_model import MODEL_DIR, CommentModel, embeddings  # noqa: E402
+from flagging.comment_model import (  # noqa: E402
+    MODEL_DIR,
+    CommentModel,
+    WordVectors,
+    embeddings,
+    principal_axes,
+)
 from flagging.rules import Flagger, Flags  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -48,6 +55,15 @@ COMPLAINT_C = 0.1  # inverse L2 strength of the complaint head
 TOPIC_C = 3.0  # of the topic head (10 cross-validates the same; the stronger prior is kept)
 BAND = (0.2, 0.8)  # rule scores the complaint head decides in
 FOLDS = 5
+AXES = 32  # principal axes of the word vectors kept (CV: 32, 64, 100 and all 300 alike)
+AXES_FROM = 50_000  # the most frequent navec words the axes are computed from
+
+
+def projection() -> np.ndarray:
+    """The word vectors' principal axes (DIM × AXES), from navec's most frequent words."""
+    navec = embeddings()
+    common = np.sort(np.argsort(-navec.counts, kind="stable")[:AXES_FROM])
+    return principal_axes(navec.vectors(common), AXES)
 
 
 class Dev:
@@ -66,7 +82,8 @@ class Dev:
         found = [rules._flag_rules(t, o) for t, o in zip(texts, self.officials, strict=True)]
         self.flags: list[Flags] = [f for f, _, _ in found]
         self.named = [n for _, _, n in found]
-        self.vectors = embeddings().mean_unit([w for _, w, _ in found])
+        self.projection = projection()
+        self.vectors = WordVectors(self.projection).mean_unit([w for _, w, _ in found])
         self.topic_model = learned.shipped()
         if self.topic_model is None:
             raise SystemExit("flagging/model/topics.npz is missing: run train_flagging.py first")
@@ -88,7 +105,15 @@ class Dev:
     def model(self, complaint: tuple[np.ndarray, float], topic: tuple) -> CommentModel:
         codes, coef, intercept = topic
         return CommentModel(
-            self.signals, complaint[0], complaint[1], self.inputs, codes, coef, intercept, *BAND
+            self.projection,
+            self.signals,
+            complaint[0],
+            complaint[1],
+            self.inputs,
+            codes,
+            coef,
+            intercept,
+            *BAND,
         )
 
     def matrices(self) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +229,7 @@ def main() -> int:
         shipped = CommentModel.load(MODEL_DIR)
         same = (shipped.signals, shipped.inputs, shipped.codes) == (
             model.signals, model.inputs, model.codes
-        )  # fmt: skip
+        ) and shipped.projection.shape == model.projection.shape  # fmt: skip
         diff = float("inf")
         if same:
             diff = max(
@@ -212,6 +237,7 @@ def main() -> int:
                 float(np.abs(shipped.topic_coef - model.topic_coef).max()),
                 abs(shipped.complaint_intercept - model.complaint_intercept),
                 float(np.abs(shipped.topic_intercept - model.topic_intercept).max()),
+                float(np.abs(shipped.projection - model.projection).max()),
             )
         print(f"refit vs shipped: inputs {'same' if same else 'DIFFER'}, max |Δweight| {diff:.2g}")
         return 0 if same and diff < 1e-6 else 1
@@ -237,13 +263,15 @@ def main() -> int:
         "complaints": int(dev.complaint.sum()),
         "complaint_head": {
             "features": f"{len(model.signals)} rule signals, the rule logit, "
-            "unit mean navec vector",
+            "unit mean navec vector on its principal axes",
             "classifier": f"logistic regression, lbfgs, C={COMPLAINT_C}",
             "band": list(BAND),
         },
+        "word_vectors": f"navec (natasha) projected on {AXES} principal axes of its "
+        f"{AXES_FROM:,} most frequent words",
         "topic_head": {
             "features": "rule topic shares and topic-model probabilities of "
-            f"{len(model.inputs)} codes, unit mean navec vector",
+            f"{len(model.inputs)} codes, unit mean navec vector on its principal axes",
             "classifier": f"multinomial logistic regression, lbfgs, C={TOPIC_C}",
             "codes": model.codes,
         },

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from flagging import comment_model, lexicon, morph, text
+from flagging import lexicon, morph, text
 from flagging.comment_model import CommentModel
 from flagging.learned import TopicModel
 from flagging.lexicon import Hit, LexiconError, Matcher
@@ -206,9 +206,9 @@ class Flagger:
         def vectors_of(texts: list[int]) -> np.ndarray:
             todo = [n for n in texts if n not in vectors]
             if todo:
-                found = comment_model.embeddings().mean_unit([words[n] for n in todo])
+                found = judge.word_vectors.mean_unit([words[n] for n in todo])
                 vectors.update(zip(todo, found, strict=True))
-            return np.array([vectors[n] for n in texts]).reshape(len(texts), comment_model.DIM)
+            return np.array([vectors[n] for n in texts]).reshape(len(texts), judge.dims)
 
         unsure = [
             n

@@ -15,7 +15,7 @@ import pytest
 
 from crawler.model import Post
 from flagging import Flagger, FlaggingSettings, comment_model, flagger, stage
-from flagging.comment_model import DIM, CommentModel
+from flagging.comment_model import CommentModel, WordVectors
 from tests.conftest import REPO, shared
 
 EVALUATION = REPO / "tests" / "data" / "vk_comment_labels.csv"
@@ -55,13 +55,15 @@ def f1(truth: list[bool], guess: list[bool]) -> float:
 
 
 def test_the_shipped_model_is_whole_and_small(model: CommentModel) -> None:
-    assert model.complaint_coef.shape == (len(model.signals) + 1 + DIM,)
+    assert model.complaint_coef.shape == (len(model.signals) + 1 + model.dims,)
     assert {"problem", "question_when", "verbs", "short"} <= set(model.signals)
     assert 0 < model.low < 0.5 < model.high < 1
     assert set(model.inputs) == set(flagger().labels)  # every topic code, "other" included
     assert {"housing", "landscaping", "roads", "waste", "other"} <= set(model.codes)
-    assert model.topic_coef.shape == (2 * len(model.inputs) + DIM, len(model.codes))
+    assert model.topic_coef.shape == (2 * len(model.inputs) + model.dims, len(model.codes))
     assert model.topic_intercept.shape == (len(model.codes),)
+    assert model.projection.shape == (300, model.dims) and model.dims < 100
+    assert np.allclose(model.projection.T @ model.projection, np.eye(model.dims), atol=1e-4)
     assert np.isfinite(model.complaint_coef).all() and np.isfinite(model.topic_coef).all()
     assert (comment_model.MODEL_DIR / "comments.npz").stat().st_size < 100_000
 
@@ -177,3 +179,15 @@ def test_the_stage_asks_it_for_comments_and_the_setting_turns_it_off(
     assert score("comment", FlaggingSettings()) != rules_score
     assert score("post", FlaggingSettings()) == rules_score
     assert score("comment", FlaggingSettings(comment_model=False)) == rules_score
+
+
+def test_a_word_vector_does_not_depend_on_what_came_before(model: CommentModel) -> None:
+    """Words are projected once, on first use: the result must not depend on the batch."""
+    text = ["во", "дворе", "сосульки", "и", "не", "убран", "снег"]
+    other = ["мусор", "у", "метро", "чернышевская", "сосульки", "неизвестноеслово"]
+    alone = WordVectors(model.projection).mean_unit([text])
+    after = WordVectors(model.projection)
+    after.mean_unit([other, ["снег"]])
+    assert np.array_equal(after.mean_unit([other, text])[1], alone[0])
+    assert np.isclose(np.linalg.norm(alone[0]), 1.0)
+    assert not WordVectors(model.projection).mean_unit([["zzzqqq"]]).any()  # no known word
