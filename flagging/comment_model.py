@@ -101,7 +101,7 @@ class WordVectors:
         new = np.unique(flat[~self.known[flat]])
         if len(new):  # row by row (no matrix product): a word's vector is the same in any batch
             full = self.navec.vectors(new)
-            self.table[new] = (full[:, :, None] * self.projection[None, :, :]).sum(axis=1)
+            self.table[new] = np.einsum("wd,dk->wk", full, self.projection)  # (no BLAS)
             self.known[new] = True
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
         filled = lengths > 0
