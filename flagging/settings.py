@@ -37,8 +37,9 @@ class FlaggingSettings(Strict):
         description="The comment model shipped with Glas (trained on hand-labelled VK comments, "
         "with word vectors from the natasha package) judges residents' comments: complaint or "
         "not where the lexicon score is unsure (0.2-0.8) and the text shows no answer style, "
-        "and the topic of those that are complaints (with topic_model on). Off: comments are "
-        "judged like posts. Loading it takes about a second and 60 MB once per process.",
+        "and the topic of complaints where the lexicons are unsure of it (with topic_model on). "
+        "Off: comments are judged like posts. Loading it takes about a second and 50 MB once "
+        "per process.",
     )
     max_topics: int | None = Field(
         None, ge=1, le=20, description="Most topics listed per post (default: the lexicon's, 3)."
