@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import sys
 import time
 from pathlib import Path
@@ -38,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from bench.eval_flagging import macro_f1, prf  # noqa: E402
+from bench.train_flagging import sha256  # noqa: E402
 from flagging import learned  # noqa: E402
 from flagging.comment_model import (  # noqa: E402
     MODEL_DIR,
@@ -150,10 +151,7 @@ def decide(model: CommentModel, matrix: np.ndarray, flags: list[Flags]) -> list[
 
 
 def f1(labels: np.ndarray, guesses: list[bool]) -> dict[str, float]:
-    g = np.array(guesses)
-    tp = int((labels & g).sum())
-    precision, recall = tp / max(int(g.sum()), 1), tp / max(int(labels.sum()), 1)
-    f = 2 * precision * recall / max(precision + recall, 1e-9)
+    precision, recall, f = prf(list(zip(labels.tolist(), guesses, strict=True)))
     return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f, 4)}
 
 
@@ -197,18 +195,10 @@ def cross_validate(dev: Dev, complaint: np.ndarray, topic: np.ndarray) -> dict[s
 
 def accuracy(truth: np.ndarray, guessed: np.ndarray) -> dict[str, float]:
     """Top-1 accuracy and macro-F1 (over the codes in ``truth``)."""
-    scores = []
-    for code in sorted(set(truth)):
-        tp = int(((truth == code) & (guessed == code)).sum())
-        scores.append(2 * tp / max(int((truth == code).sum() + (guessed == code).sum()), 1))
     return {
         "accuracy": round(float((truth == guessed).mean()), 4),
-        "macro_f1": round(sum(scores) / len(scores), 4),
+        "macro_f1": round(macro_f1(truth.tolist(), guessed.tolist()), 4),
     }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> int:

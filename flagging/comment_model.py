@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +130,10 @@ class CommentModel:
     high: float = 0.8
     meta: dict[str, Any] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def word_vectors(self) -> WordVectors:
         """The projected word vectors (navec loaded at the first call)."""
-        if "_vectors" not in self.__dict__:
-            self.__dict__["_vectors"] = WordVectors(self.projection)
-        return self.__dict__["_vectors"]
+        return WordVectors(self.projection)
 
     @property
     def dims(self) -> int:
