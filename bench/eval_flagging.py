@@ -38,6 +38,10 @@ APPEALS = DATA / "appeals" / "spb_nash_gorod.jsonl.gz"
 VK = DATA / "vk" / "vk_comments_spb_central.csv"
 LABELS = ROOT / "tests" / "data" / "vk_comment_labels.csv"
 DEV_LABELS = ROOT / "tests" / "data" / "vk_comment_dev_labels.csv"
+# The complaints' topics by a second, blind labeller, and the rows where the two disagreed with
+# the adjudicated code (tests/data/README.md, "Topic labels").
+SECOND_TOPICS = ROOT / "tests" / "data" / "vk_comment_topic_second.csv"
+ADJUDICATION = ROOT / "tests" / "data" / "vk_comment_topic_adjudication.csv"
 
 # The portal's 15 categories as one topic code each (the strict reading).
 CATEGORY_TOPIC = {
@@ -187,10 +191,48 @@ def eval_vk(rules: Flagger, plain: Flagger, rows: list[dict[str, str]], title: s
                 f"    {name:<58} accuracy {accuracy:.3f}  macro-F1 {macro_f1(truth, predicted):.3f}"
             )
         shipped = [f.topics[0] for _, f in topical]
+        top2 = sum(t in f.topics[:2] for t, (_, f) in zip(truth, topical, strict=True))
+        print(
+            f"    {'SHIPPED, the label among its first two topics':<58} accuracy "
+            f"{top2 / len(truth):.3f}"
+        )
+        labellers(topical)
         misses = Counter((t, p) for t, p in zip(truth, shipped, strict=True) if t != p)
         print(
             "    most frequent confusions, shipped (label→predicted):",
             ", ".join(f"{t}→{p} {n}" for (t, p), n in misses.most_common(6)),
+        )
+
+
+def labeller_topics() -> tuple[dict[str, str], dict[str, str]]:
+    """Each complaint's topic by the first labeller and by the second (blind) one, by
+    comment_id; empty when the files are not there."""
+    if not (SECOND_TOPICS.exists() and ADJUDICATION.exists()):
+        return {}, {}
+    with SECOND_TOPICS.open(encoding="utf-8", newline="") as fh:
+        second = {r["comment_id"]: r["topic"] for r in csv.DictReader(fh)}
+    with ADJUDICATION.open(encoding="utf-8", newline="") as fh:
+        disputed = {r["comment_id"]: r for r in csv.DictReader(fh)}
+    first = {c: (disputed[c]["first"] if c in disputed else t) for c, t in second.items()}
+    return first, second
+
+
+def labellers(topical: list[tuple[dict[str, str], Flags]]) -> None:
+    """How often the two labellers agreed, and the shipped top-1 against each one's topics
+    (the label file holds the adjudicated ones)."""
+    first, second = labeller_topics()
+    ids = [row["comment_id"] for row, _ in topical]
+    if not ids or any(i not in second for i in ids):
+        return
+    agreed = sum(first[i] == second[i] for i in ids)
+    print(
+        f"    labellers: the second (blind) agreed with the first on {agreed} of {len(ids)}"
+        f" ({agreed / len(ids):.3f}); the {len(ids) - agreed} others were adjudicated"
+    )
+    for name, topics in (("first", first), ("second", second)):
+        hits = sum(f.topics[0] == topics[row["comment_id"]] for row, f in topical)
+        print(
+            f"    {f'SHIPPED against the {name} labeller alone':<58} accuracy {hits / len(ids):.3f}"
         )
 
 

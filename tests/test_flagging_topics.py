@@ -97,3 +97,28 @@ def test_scores_are_ranked_and_other_takes_the_rest(rules: Flagger) -> None:
 def test_no_evidence_is_other(rules: Flagger) -> None:
     flags = rules.flag("Добрый вечер всем!")
     assert flags.topics == ["other"] and flags.topic_scores == {"other": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("У метро Чернышевская торгуют с рук овощами", "trade"),
+        ("Около метро нет ни одной урны, мусор везде", "waste"),
+        ("В метро давка, поезда ходят с интервалом 10 минут", "transport"),
+        ("Закрыли метро Чернышевская на ремонт, как добираться?", "transport"),
+    ],
+)
+def test_a_metro_station_named_as_a_place_is_no_transport_problem(
+    rules: Flagger, text: str, code: str
+) -> None:
+    """ "у метро X" names where the problem is; the metro itself is transport."""
+    flags = rules.flag(text)
+    assert flags.topics[0] == code
+    if code != "transport":
+        assert "transport" not in flags.topic_scores
+
+
+def test_a_place_preposition_cancels_only_the_metro_word(rules: Flagger) -> None:
+    alone = Flagger(model=None)
+    assert "transport" not in alone.flag("А у метро Чернышевская?").topic_scores
+    assert alone.flag("А в метро Чернышевская?").topics == ["transport"]
