@@ -111,14 +111,15 @@ def test_no_evidence_is_other(rules: Flagger) -> None:
 def test_a_metro_station_named_as_a_place_is_no_transport_problem(
     rules: Flagger, text: str, code: str
 ) -> None:
-    """ "у метро X" names where the problem is; the metro itself is transport."""
+    """A metro station after a preposition of place says where the problem is; the metro
+    itself is transport."""
     flags = rules.flag(text)
     assert flags.topics[0] == code
     if code != "transport":
         assert "transport" not in flags.topic_scores
 
 
-def test_a_place_preposition_cancels_only_the_metro_word(rules: Flagger) -> None:
+def test_a_place_preposition_cancels_only_the_metro_word() -> None:
     alone = Flagger(model=None)
     assert "transport" not in alone.flag("А у метро Чернышевская?").topic_scores
     assert alone.flag("А в метро Чернышевская?").topics == ["transport"]

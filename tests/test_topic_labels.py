@@ -49,6 +49,7 @@ def test_label_files_hold_the_agreed_or_adjudicated_topic(
             assert topic == second[comment_id], comment_id  # both labellers gave it
         else:
             assert row["set"] == name and row["first"] != row["second"], comment_id
+            assert row["second"] == second[comment_id], comment_id
             assert topic == row["adjudicated"], comment_id
             assert row["adjudicated"] in CODES and row["reason"].strip(), comment_id
     assert len(disputed) == 73 and set(disputed) <= set(complaints)
