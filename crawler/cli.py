@@ -82,12 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(_nothing_due(config, inbox, now))
             return EXIT_OK
         with source_locks(args.db) as locks:
-            for source_id, pid in locks.take(s.id for s in sources).items():
-                reporter.skipped(source_id, pid)
-            if not locks.held:
-                return EXIT_FAILED
-            chosen = [s for s in sources if s.id in locks.held]
-            summary = run_sources(config, inbox, chosen, reporter)
+            summary = run_sources(config, inbox, sources, reporter, locks=locks)
     reporter.summary(summary)
     return summary.exit_code
 
@@ -110,7 +105,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
 
     _check_privacy_key(_config(args))  # a broken file stops here, with every problem listed
     try:
-        return Daemon(args.sources, args.db, stop_grace=args.stop_grace, verbose=args.verbose).run()
+        daemon = Daemon(
+            args.sources,
+            args.db,
+            stop_grace=args.stop_grace,
+            verbose=args.verbose,
+            debug=args.debug,
+            log_json=args.log_json,
+        )
+        return daemon.run()
     except DaemonError as exc:
         raise CliError(str(exc)) from None
 
@@ -119,12 +122,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
     from crawler.health import TROUBLE, assess
+    from crawler.schedule import backlog, backlog_line
     from crawler.tables import format_table
 
     config = _config(args)
     now = datetime.now(UTC)
     with _inbox(args, create=False) as inbox:
-        report = assess(config, inbox.source_health(now), now)
+        health_rows = inbox.source_health(now)
+    report = assess(config, health_rows, now)
     trouble = any(h.state in TROUBLE for h in report)
     if args.json:
         json.dump([h.as_dict() for h in report], sys.stdout, ensure_ascii=False, indent=2)
@@ -153,6 +158,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     for h in report:
         counts[h.state] = counts.get(h.state, 0) + 1
     print(f"{len(report)} sources: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    by_source = {row["source_id"]: row for row in health_rows}
+    late, oldest = backlog(config.sources, config.defaults, by_source, now)
+    if late:
+        print(f"backlog: {backlog_line(late, oldest)} (the harvester is not keeping up)")
     return EXIT_FAILED if trouble else EXIT_OK
 
 
@@ -584,9 +593,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stop-grace",
         type=float,
-        default=20.0,
+        default=10.0,
         metavar="SECONDS",
-        help="on SIGTERM, how long running collections may take to finish (default 20)",
+        help="on SIGTERM, how long workers may take to record their collections before they "
+        "are killed (default 10)",
     )
 
     p = command("status", cmd_status, "health of every source: last run, failures, silence")
@@ -658,9 +668,12 @@ def setup_logging(
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, _StderrHandler)]
     root.addHandler(handler)
     root.setLevel(level)
-    # Scrapy's own chatter stays at warnings unless debugging.
-    for name in ("scrapy", "twisted", "py.warnings"):
-        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Scrapy's and Twisted's own accounts (retries given up, DNS failures, robots.txt errors,
+    # tracebacks) repeat what the source's one line already says: -v shows their warnings,
+    # --debug everything.
+    quiet = logging.DEBUG if debug else logging.WARNING if verbose else logging.CRITICAL + 1
+    for name in ("scrapy", "twisted", "py.warnings", "glas.hub", "asyncio"):
+        logging.getLogger(name).setLevel(quiet)
     logging.getLogger("glas.collect").setLevel(logging.ERROR if level >= logging.WARNING else level)
     for name in ("glas.daemon", "glas.run"):
         logging.getLogger(name).setLevel(events)

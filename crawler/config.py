@@ -10,6 +10,7 @@ by line.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Union
@@ -31,7 +32,14 @@ from crawler.config_messages import (
 from crawler.model import Schedule, SourceConfig, Strict
 from crawler.pseudonymise import PrivacySettings
 from crawler.routing import RoutingSettings, topic_labels
-from crawler.validators import Duration, check_timezone, duration_field, http_address
+from crawler.validators import (
+    Duration,
+    Size,
+    check_timezone,
+    duration_field,
+    http_address,
+    size_field,
+)
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
 from dedupe.settings import DedupeSettings
 from flagging.settings import FlaggingSettings
@@ -46,6 +54,7 @@ DEFAULT_USER_AGENT = (
 TOP_LEVEL_KEYS = (
     "defaults",
     "sources",
+    "sites",
     "official_accounts",
     "dedupe",
     "flagging",
@@ -53,7 +62,8 @@ TOP_LEVEL_KEYS = (
     "privacy",
 )
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
-INHERITED = ("schedule", "timezone", "timeout", "run_limit")  # what a source takes from defaults
+# what a source takes from defaults
+INHERITED = ("schedule", "timezone", "timeout", "run_limit")
 HELP = "see `glas schema` and the README"
 
 
@@ -104,7 +114,35 @@ class Defaults(Strict):
         "consecutive failure up to this; one success restores it.",
     )
     parallel: int = Field(
-        4, ge=1, le=64, description="Sources the daemon collects at the same time."
+        64,
+        ge=1,
+        le=1000,
+        description="Collections running at the same time in one harvester process (glas run, "
+        "each daemon worker); at most per_site of them on one site.",
+    )
+    per_site: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="Collections of one site (web host, or the VK or Telegram account) "
+        "running at the same time; the site's request limits hold whatever this is.",
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="Harvester processes of the daemon (each uses one core); a site's sources "
+        "always go to one of them at a time.",
+    )
+    worker_memory: Size = Field(
+        800 * 10**6,
+        description="Resident memory above which the daemon recycles a worker between "
+        "collections (e.g. 800MB).",
+    )
+    max_response_size: Size = Field(
+        20 * 10**6,
+        description="Largest answer a web request may bring, after unpacking (e.g. 20MB); a "
+        "larger one fails its source.",
     )
     vk_api_url: str | None = Field(
         None,
@@ -126,6 +164,11 @@ class Defaults(Strict):
     def _duration(cls, value: Any) -> Any:
         return duration_field(value)
 
+    @field_validator("worker_memory", "max_response_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return size_field(value)
+
     @field_validator("vk_api_url")
     @classmethod
     def _http(cls, value: str | None) -> str | None:
@@ -141,6 +184,36 @@ class Defaults(Strict):
         if self.contact:
             return f"{PRODUCT} (+{self.contact}; harvester of a regional management centre)"
         return DEFAULT_USER_AGENT
+
+
+class SiteSettings(Strict):
+    """Politeness towards one site, over every source of a process that reads it."""
+
+    concurrency: int | None = Field(
+        None, ge=1, le=32, description="Requests in flight to the site at once (default 2)."
+    )
+    delay: Duration | None = Field(
+        None,
+        description="Least pause between two requests to the site (default defaults."
+        "request_delay).",
+    )
+    collections: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Collections of the site's sources running at once (default "
+        "defaults.per_site; VK 25, so its calls share execute requests).",
+    )
+
+    @field_validator("delay", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return duration_field(value)
+
+
+_HOST = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
 
 
 class OfficialAccounts(Strict):
@@ -165,8 +238,10 @@ class Config:
         flagging: FlaggingSettings | None = None,
         routing: RoutingSettings | None = None,
         privacy: PrivacySettings | None = None,
+        sites: dict[str, SiteSettings] | None = None,
     ) -> None:
         self.path = path
+        self.sites = sites or {}
         self.defaults = defaults
         self.sources = sources
         self.official_accounts = official_accounts
@@ -185,6 +260,26 @@ class Config:
     @property
     def enabled(self) -> list[SourceConfig]:
         return [s for s in self.sources if s.enabled]
+
+    def sites_settings(self) -> dict[str, dict[str, float]]:
+        """``sites:`` as Scrapy's ``DOWNLOAD_SLOTS`` (concurrency and delay per host)."""
+        slots: dict[str, dict[str, float]] = {}
+        for host, site in self.sites.items():
+            slot: dict[str, float] = {}
+            if site.concurrency is not None:
+                slot["concurrency"] = site.concurrency
+            if site.delay is not None:
+                slot["delay"] = site.delay.total_seconds()
+            if slot:
+                slots[host] = slot
+        return slots
+
+    def collections_at_once(self, source: SourceConfig) -> int:
+        """How many collections of ``source``'s site may run at once."""
+        site = self.sites.get(source.site())
+        if site is not None and site.collections is not None:
+            return site.collections
+        return source.site_collections or self.defaults.per_site
 
 
 def load_config(path: str | Path) -> Config:
@@ -274,6 +369,7 @@ class _Checker:
         routing = self.section(data, "routing", RoutingSettings)
         self.check_topics(data.get("routing"), flagging or FlaggingSettings(), path.parent)
         privacy = self.section(data, "privacy", PrivacySettings)
+        sites = self.sites(data.get("sites"))
         if "sources" not in data:
             self.error((), "file", f"no 'sources:' list: add at least one source ({HELP})")
             return None
@@ -308,7 +404,44 @@ class _Checker:
             source = self.source(index, entry, defaults)
             if source is not None and not duplicate:
                 sources.append(source)
-        return Config(path, defaults, sources, officials, dedupe, flagging, routing, privacy)
+        return Config(path, defaults, sources, officials, dedupe, flagging, routing, privacy, sites)
+
+    def sites(self, value: Any) -> dict[str, SiteSettings]:
+        """``sites:``: host name → politeness settings for it."""
+        if value is None or self.doc.is_broken(("sites",)):
+            return {}
+        if not isinstance(value, dict):
+            self.error(
+                ("sites",),
+                "sites",
+                f"expected host names with their settings (t.me: {{delay: 1s}}), "
+                f"found {describe(value)}",
+            )
+            return {}
+        sites: dict[str, SiteSettings] = {}
+        for host, settings in value.items():
+            name = str(host).strip().lower()
+            if not _HOST.match(name):
+                self.error(
+                    ("sites", host),
+                    "sites",
+                    f"'{host}' is not a host name (write it as in the address, without "
+                    "http:// or a path, e.g. t.me)",
+                )
+                continue
+            if not isinstance(settings, dict):
+                self.error(
+                    ("sites", host),
+                    "sites",
+                    f"{name}: expected concurrency, delay or collections, found "
+                    f"{describe(settings)}",
+                )
+                continue
+            try:
+                sites[name] = SiteSettings.model_validate(settings)
+            except ValidationError as exc:
+                self.report(exc, ("sites", host), "sites", SiteSettings)
+        return sites
 
     def section(self, data: dict, key: str, model: type[Strict]) -> Any:
         value = data.get(key)
@@ -453,6 +586,7 @@ def json_schema() -> dict[str, Any]:
         __base__=Strict,
         defaults=(Defaults, Field(default_factory=Defaults)),
         sources=(list[entry], ...),  # type: ignore[valid-type]
+        sites=(dict[str, SiteSettings], Field(default_factory=dict)),
         official_accounts=(OfficialAccounts, Field(default_factory=OfficialAccounts)),
         dedupe=(DedupeSettings, Field(default_factory=DedupeSettings)),
         flagging=(FlaggingSettings, Field(default_factory=FlaggingSettings)),

@@ -47,6 +47,8 @@ class Locks(Protocol):
 
     def take(self, source_ids: Iterable[str]) -> dict[str, str]: ...
 
+    def release_one(self, source_id: str) -> None: ...
+
     def release(self) -> None: ...
 
     def __enter__(self) -> Locks: ...
@@ -140,6 +142,12 @@ class SourceLocks:
                 self.held[source_id] = lock
         return busy
 
+    def release_one(self, source_id: str) -> None:
+        """Release one source's lock (its collection ended); the others stay held."""
+        lock = self.held.pop(source_id, None)
+        if lock is not None:
+            lock.release()
+
     def release(self) -> None:
         for lock in self.held.values():
             lock.release()
@@ -215,6 +223,11 @@ class AdvisoryLocks:
             if not self._try(source_id):
                 busy[source_id] = self._holder(source_id)
         return busy
+
+    def release_one(self, source_id: str) -> None:
+        key = self.held.pop(source_id, None)
+        if key is not None and self._conn is not None:
+            self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     def release(self) -> None:
         if self._conn is not None:

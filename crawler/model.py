@@ -9,16 +9,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crawler.validators import (
     CRON_FIELDS,
     Duration,
+    Size,
     check_cron,
     check_timezone,
     duration_field,
     parse_duration,
+    size_field,
 )
 
 PLATFORMS = ("vk", "telegram", "rss", "web")
@@ -173,6 +176,9 @@ class SourceConfig(Strict):
     """
 
     platform: ClassVar[str] = "web"
+    site_collections: ClassVar[int | None] = (
+        None  # collections of its site at once, if not per_site
+    )
 
     id: str = Field(
         ...,
@@ -192,6 +198,11 @@ class SourceConfig(Strict):
     run_limit: Duration | None = Field(
         None, description="Longest this source's collection may run; overrides the default."
     )
+    max_response_size: Size | None = Field(
+        None,
+        description="Largest answer a web request of this source may bring (after unpacking), "
+        "e.g. 50MB; overrides the default.",
+    )
     note: str | None = Field(None, description="Free text for operators.")
 
     @field_validator("timezone")
@@ -203,3 +214,21 @@ class SourceConfig(Strict):
     @classmethod
     def _limit(cls, value: Any) -> Any:
         return duration_field(value)
+
+    @field_validator("max_response_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return size_field(value)
+
+    def site(self) -> str:
+        """The site this source is collected from: requests in flight and delays are counted
+        per site over every source of a process (``glas run`` and the daemon keep at most a
+        few collections of one site running at once). The host of ``url`` or ``base_url``;
+        API sources share their platform's (one token pool, one account)."""
+        for name in ("url", "base_url"):
+            address = getattr(self, name, None)
+            if isinstance(address, str):
+                host = urlsplit(address).hostname
+                if host:
+                    return host
+        return self.platform

@@ -1,26 +1,30 @@
-"""Collect sources once: each source's posts stored as they come, its outcome recorded.
+"""Collect sources once (``glas run``, cron mode) on the warm harvester.
 
-A failing source is recorded in ``runs`` and ``source_state`` with a one-line error and
-never stops the others. Scrapy sources share this process's one reactor
-(:mod:`crawler.scrapy_host`); API collectors run before them, one after another.
+Every chosen source is collected once, most overdue first, at most ``defaults.parallel`` at a
+time and ``per_site`` per site (:class:`crawler.schedule.Queue`), in this process's one
+:class:`~crawler.harvester.Harvester`. A failing source is recorded in ``runs`` and
+``source_state`` with a one-line error and never stops the others. SIGINT or SIGTERM stops at
+once: "stopping…" is printed, requests in flight are dropped, each running collection stores
+what it had and is recorded as interrupted; a second signal ends the process immediately.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
 
+from crawler import reactor
 from crawler.config import Config
-from crawler.model import SourceConfig, SourceError
-from crawler.pipeline import Ingest
-from crawler.scrapy_host import SpiderJob, run_spiders
-from spiders import source_types
-from spiders.base import Collection
+from crawler.harvester import Harvester, Reporter
+from crawler.lock import Locks
+from crawler.model import SourceConfig
+from crawler.schedule import Queue
 from storage import Inbox
 from storage.inbox import RunRecord, StoreResult
 
@@ -31,17 +35,14 @@ class UnknownSource(Exception):
     """``--source`` named an id that sources.yaml does not have."""
 
 
-class Reporter(Protocol):
-    def started(self, source: SourceConfig) -> None: ...
-    def finished(self, record: RunRecord) -> None: ...
-
-
 @dataclass
 class RunSummary:
     """Every source's outcome in one run."""
 
     records: list[RunRecord] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # held by another process
     duration: float = 0.0
+    signal: int | None = None  # the signal that stopped the run
 
     @property
     def failed(self) -> list[RunRecord]:
@@ -60,7 +61,9 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.interrupted else 0
+        if self.failed or self.interrupted or self.signal:
+            return 1
+        return 1 if self.skipped and not self.records else 0
 
 
 def select_sources(config: Config, only: Iterable[str] | None) -> list[SourceConfig]:
@@ -96,164 +99,122 @@ def run_sources(
     inbox: Inbox,
     sources: list[SourceConfig],
     reporter: Reporter,
+    *,
+    locks: Locks | None = None,
 ) -> RunSummary:
     """Collect every source in ``sources`` once and record how each went.
 
-    The caller holds the locks of ``sources`` (:class:`crawler.lock.SourceLocks`): runs of
-    theirs left 'running' can only be a killed process's, and are closed as interrupted.
+    With ``locks`` each source is locked while it is collected (one held by another process
+    is skipped and reported); without, the caller holds them. Runs of a locked source left
+    'running' can only be a killed process's, and are closed as interrupted.
     """
-    began = time.monotonic()
+    stop = _Stop()
     summary = RunSummary()
-    inbox.sync_sources(config.sources)
-    inbox.close_interrupted_runs([s.id for s in sources])
-    types = source_types()
-    officials = config.official_accounts.model_dump()
-    scrapy_jobs: list[SpiderJob] = []
-    plain: dict[str, list[Collection]] = {}
-    for source in sources:
-        collection = Collection(
-            source=source,
-            cursor=inbox.cursor(source.id),
-            user_agent=config.defaults.web_user_agent,
-            retries=config.defaults.retries,
-            official_accounts=officials,
-            defaults=config.defaults,
+    began = time.monotonic()
+    try:
+        reactor.run(
+            lambda: _harvest(config, inbox, sources, reporter, locks, stop, summary),
+            on_signal=stop.signalled,
         )
-        if types[source.type].uses_scrapy:
-            scrapy_jobs.append(_spider_job(config, inbox, collection, reporter, summary))
-        else:
-            plain.setdefault(source.type, []).append(collection)
-    for type_name, collections in plain.items():
-        _collect_type(types[type_name].module, collections, config, inbox, reporter, summary)
-    run_spiders(scrapy_jobs)
-    summary.duration = time.monotonic() - began
+    finally:
+        summary.duration = time.monotonic() - began
+        summary.signal = stop.signum
     return summary
 
 
-class _Tracked:
-    """One source's collection in progress: its run row, ingest and timing."""
+class _Stop:
+    """SIGINT/SIGTERM while harvesting: say so at once, stop the harvest; twice: exit."""
 
-    def __init__(
-        self,
-        config: Config,
-        inbox: Inbox,
-        collection: Collection,
-        reporter: Reporter,
-        summary: RunSummary,
-    ) -> None:
-        self.inbox = inbox
-        self.collection = collection
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.event: asyncio.Event | None = None
+
+    def signalled(self, signum: int) -> None:
+        if self.signum is not None:
+            print("glas: stopped at once (second signal)", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(128 + signum)
+        self.signum = signum
+        print("glas: stopping… (what was collected so far is kept)", file=sys.stderr, flush=True)
+        if self.event is not None:
+            reactor.call_soon(self.event.set)
+
+
+async def _harvest(
+    config: Config,
+    inbox: Inbox,
+    sources: list[SourceConfig],
+    reporter: Reporter,
+    locks: Locks | None,
+    stop: _Stop,
+    summary: RunSummary,
+) -> None:
+    stop.event = asyncio.Event()
+    if stop.signum is not None:
+        return
+    harvester = Harvester(config, inbox, locks=locks, reporter=_Counting(reporter, summary))
+    await harvester.open()
+    if locks is not None:  # runs of sources this process holds can only be a dead one's
+        await harvester.writer.call(_close_dead_runs, inbox, locks, [s.id for s in sources])
+    queue = Queue(config.defaults.parallel)
+    rows = await harvester.writer.call(inbox.source_health, datetime.now(UTC))
+    health = {row["source_id"]: row for row in rows}
+    by_id = {s.id: s for s in sources}
+    from crawler.health import due_at
+
+    for source in sources:
+        due = due_at(source, config.defaults, health.get(source.id)).timestamp()
+        queue.put(source.id, due, source.site(), config.collections_at_once(source))
+    tasks: set[asyncio.Task[RunRecord | None]] = set()
+    stopping = asyncio.ensure_future(stop.event.wait())
+    try:
+        while (len(queue) or tasks) and not stop.event.is_set():
+            for source_id, _due in queue.take(float("inf")):
+                task = asyncio.ensure_future(harvester.collect(by_id[source_id]))
+                task.source_id = source_id  # type: ignore[attr-defined]
+                tasks.add(task)
+            if not tasks:
+                break
+            done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                tasks.discard(task)  # type: ignore[arg-type]
+                queue.finished(task.source_id)  # type: ignore[attr-defined]
+                task.result()
+    finally:
+        stopping.cancel()
+        await harvester.interrupt()  # after a signal: record the running ones interrupted
+        for task in tasks:
+            if task.done():
+                task.result()
+        if stop.signum is None:
+            await harvester.close()
+
+
+def _close_dead_runs(inbox: Inbox, locks: Locks, source_ids: list[str]) -> None:
+    """Close runs left 'running' of the sources no other process holds now."""
+    busy = locks.take(source_ids)
+    free = [s for s in source_ids if s not in busy]
+    try:
+        inbox.close_interrupted_runs(free)
+    finally:
+        for source_id in free:
+            locks.release_one(source_id)
+
+
+class _Counting:
+    """The reporter, with each outcome also kept in the summary."""
+
+    def __init__(self, reporter: Reporter, summary: RunSummary) -> None:
         self.reporter = reporter
         self.summary = summary
-        self.ingest = Ingest(
-            inbox,
-            collection.source,
-            batch_size=config.defaults.batch_size,
-            dedupe=config.dedupe,
-            flagging=config.flagging,
-            lexicon_base=config.path.parent,
-            privacy=config.privacy,
-        )
-        self.run_id = inbox.start_run(collection.source.id)
-        self.started = time.monotonic()
-        reporter.started(collection.source)
 
-    def done(self, interrupted: bool = False) -> None:
-        collection = self.collection
-        status = "failed" if collection.error else "interrupted" if interrupted else "ok"
-        record = RunRecord(
-            source_id=collection.source.id,
-            status=status,
-            stored=self.ingest.stored,
-            invalid=self.ingest.invalid,
-            warnings=collection.warnings + self.ingest.warnings,
-            error=collection.error,
-            gone=collection.gone,
-            duration=time.monotonic() - self.started,
-        )
-        self.inbox.finish_run(self.run_id, record)  # an interrupted one leaves the health
+    def started(self, source: SourceConfig) -> None:
+        self.reporter.started(source)
+
+    def finished(self, record: RunRecord) -> None:
         self.summary.records.append(record)
         self.reporter.finished(record)
 
-
-def _spider_job(
-    config: Config,
-    inbox: Inbox,
-    collection: Collection,
-    reporter: Reporter,
-    summary: RunSummary,
-) -> SpiderJob:
-    tracked = _Tracked(config, inbox, collection, reporter, summary)
-    module = source_types()[collection.source.type].module
-    return SpiderJob(
-        module.Spider,
-        collection,
-        tracked.ingest,
-        lambda job: tracked.done(interrupted=job.interrupted),
-    )
-
-
-def _collect_type(
-    module: object,
-    collections: list[Collection],
-    config: Config,
-    inbox: Inbox,
-    reporter: Reporter,
-    summary: RunSummary,
-) -> None:
-    """Collect every source of one API type, inside the type's shared session if it has one.
-
-    A session that cannot open fails every source of the type with its reason.
-    """
-    stack = contextlib.ExitStack()
-    try:
-        error, gone = _open_session(getattr(module, "open_session", None), stack, collections)
-        for collection in collections:
-            tracked = _Tracked(config, inbox, collection, reporter, summary)
-            if error is not None:
-                collection.fail(error, gone=gone)
-            else:
-                _collect_plain(module, collection, tracked.ingest)
-            tracked.done()
-    finally:
-        try:
-            stack.close()
-        except Exception as exc:  # every source is recorded already: closing is housekeeping
-            log.warning(
-                "closing the session of %s failed: %s", getattr(module, "__name__", "?"), exc
-            )
-
-
-def _open_session(
-    opener: Any, stack: contextlib.ExitStack, collections: list[Collection]
-) -> tuple[str | None, bool]:
-    """Enter the type's session and hand it to each collection; (error, gone) if it fails."""
-    if opener is None:
-        return None, False
-    try:
-        session = stack.enter_context(opener(collections))
-    except SourceError as exc:
-        return str(exc), exc.gone
-    except Exception as exc:
-        log.debug("session of %s failed", opener, exc_info=True)
-        return f"could not start: {type(exc).__name__}: {exc}", False
-    for collection in collections:
-        collection.session = session
-    return None, False
-
-
-def _collect_plain(module: object, collection: Collection, ingest: Ingest) -> None:
-    """Run an API collector (a generator function) and feed the pipeline."""
-    try:
-        for item in module.collect(collection):  # type: ignore[attr-defined]
-            ingest.accept(item)
-    except SourceError as exc:
-        collection.fail(str(exc), gone=exc.gone)
-    except Exception as exc:  # a collector bug must not stop the other sources
-        log.debug("collector %s crashed", collection.source.id, exc_info=True)
-        collection.fail(f"collector error: {type(exc).__name__}: {exc}")
-    finally:
-        try:
-            ingest.close()
-        except Exception as exc:
-            collection.fail(f"storing failed: {type(exc).__name__}: {exc}")
+    def skipped(self, source_id: str, pid: str) -> None:
+        self.summary.skipped.append(source_id)
+        self.reporter.skipped(source_id, pid)

@@ -178,3 +178,45 @@ def http_address(value: str, name: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{name} must start with http:// or https:// (got {value!r})")
     return value
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|kib|mib|gib)?", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
+SIZE_HELP = "a number of bytes with a unit, e.g. 500KB, 20MB, 1GB (KiB, MiB, GiB also work)"
+SIZE_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": r"^\s*[0-9]+(\.[0-9]+)?\s*([kKmMgG][iI]?)?[bB]\s*$",
+    "description": f"A size: {SIZE_HELP}.",
+}
+
+
+def size_field(value: Any) -> Any:
+    """A size in sources.yaml (``20MB``) as a number of bytes; a bare number is refused."""
+    if value is None:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(f"{value} has no unit: write {value}MB or {value}KB")
+    if not isinstance(value, str):
+        raise ValueError(f"expected a size: {SIZE_HELP}")
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a size: use {SIZE_HELP}")
+    if match.group(2) is None:
+        raise ValueError(
+            f"{value.strip()} has no unit: write {value.strip()}MB or {value.strip()}KB"
+        )
+    size = int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+    if size < 1:
+        raise ValueError(f"{value!r} is too small a size")
+    return size
+
+
+Size = Annotated[int, WithJsonSchema(SIZE_SCHEMA)]

@@ -1,6 +1,6 @@
 """Telegram channels and their comment threads, read through Telethon (MTProto).
 
-One Telegram client serves every ``telegram`` source of a run (:func:`open_session`); each
+One Telegram client serves every ``telegram`` source of the process (:func:`open_session`); each
 source then reads its channel's history oldest first from the cursor (``min_id``), merges
 albums, re-reads posts younger than ``comments_window`` for edits and metrics, and follows
 their comment threads from the last comment seen. Mapping lives in ``telegram_mapping``, the
@@ -45,6 +45,7 @@ from spiders.telegram_mapping import (
     username_of,
 )
 
+CONCURRENCY = 1  # collections at once in a process: one Telegram client, used by one thread
 MAX_FOLLOWED = 500  # posts whose edits and comments a source follows at most
 CHECKPOINT_EVERY = 50  # posts between two checkpoints
 MAX_FLOOD_SLEEPS = 10  # short flood waits slept per source and run before deferring
@@ -56,6 +57,7 @@ class Options(SourceConfig):
     """A public or joined Telegram channel, with the comments of its linked discussion group."""
 
     platform: ClassVar[str] = "telegram"
+    site_collections: ClassVar[int | None] = 1  # one Telegram client, one call at a time
 
     type: Literal["telegram"]
     channel: str | int = Field(
@@ -107,7 +109,8 @@ class Options(SourceConfig):
 
 # -- the shared session ---------------------------------------------------------------------------
 class TelegramSession:
-    """What every ``telegram`` source of a run shares: one gateway, one flood-control clock."""
+    """What every ``telegram`` source of the process shares: one gateway, one flood-control
+    clock; kept open between collections."""
 
     def __init__(self, gateway: TelegramGateway) -> None:
         self.gateway = gateway
@@ -115,6 +118,11 @@ class TelegramSession:
 
     def flood_left(self) -> int:
         return max(0, round(self.flood_until - time.monotonic()))
+
+    def usable(self) -> bool:
+        """Whether the client can serve the next collection (else the harvester reconnects)."""
+        connected = getattr(self.gateway, "connected", None)
+        return True if connected is None else bool(connected())
 
 
 @contextlib.contextmanager

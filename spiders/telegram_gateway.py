@@ -202,6 +202,9 @@ class TelethonGateway:
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
 
+    def connected(self) -> bool:
+        return bool(self.client.is_connected())
+
     def close(self) -> None:
         try:
             if self.client.is_connected():

@@ -7,16 +7,20 @@ adapter that sends them to the configured base address (``GLAS_VK_API_URL``, els
 - **tokens** come only from environment variables (:func:`load_tokens`) and are used in turn;
   a token that VK rejects (5), asks a captcha for (14) or that hit its daily quota (29) rests
   and the others carry on;
-- **rate limit**: at most 3 requests a second per token, held across every VK source of this
-  process (module-level state keyed by token, so ``vk_wall`` and ``vk_search`` share it);
+- **rate limit and batching**: at most 3 requests a second per token, held across every VK
+  source of this process; calls of different sources that wait for the same token go out
+  together in one ``execute`` request of up to 25 calls (:class:`_Dispatcher`), so many walls
+  are read at the cost of a few requests;
 - **errors** become one-line messages that name the token's environment variable, never the
   token: :class:`Unavailable` for walls, posts or comments that cannot be read (15, 18, 19,
   30, 203, 212), :class:`~crawler.model.SourceError` for everything that stops the source;
-- **execute** runs up to 25 calls in one request (:meth:`VkClient.batch`).
+- **execute** runs up to 25 calls in one request (:meth:`VkClient.batch`, and any calls that
+  wait together).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -70,6 +74,7 @@ class CallFailed(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"VK error {code}: {message}")
         self.code = code
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,242 @@ def _api(token: Token, base: str, timeout: float, user_agent: str) -> vk_api.VkA
     return vk
 
 
+@dataclass(eq=False)
+class _Call:
+    """One method call waiting for its token's turn."""
+
+    method: str
+    params: dict[str, Any]
+    tokens: tuple[Token, ...]  # those the calling source may use
+    retries: int
+    backoff: float
+    warn: Any
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    http_tries: int = 0
+    flood_tries: int = 0
+    not_before: float = 0.0  # time.monotonic() before which it is not sent
+    cancelled: bool = False
+
+
+class _Sender:
+    """Sends one token's calls, at most 3 requests a second; calls waiting together (from
+    every source of the process using the token) go out in one ``execute`` of up to 25."""
+
+    def __init__(self, dispatcher: _Dispatcher, token: Token) -> None:
+        self.dispatcher = dispatcher
+        self.token = token
+        self.waiting: list[_Call] = []
+        self.api = _api(token, dispatcher.base, dispatcher.timeout, dispatcher.user_agent)
+        threading.Thread(target=self._loop, name="glas-vk-sender", daemon=True).start()
+
+    def _loop(self) -> None:
+        cond = self.dispatcher.cond
+        while True:
+            with cond:
+                while True:
+                    now = time.monotonic()
+                    ready = [c for c in self.waiting if c.not_before <= now and not c.cancelled]
+                    if ready:
+                        break
+                    self.waiting = [c for c in self.waiting if not c.cancelled]
+                    later = [c.not_before - now for c in self.waiting]
+                    cond.wait(timeout=min(later) if later else None)
+            self._pace()
+            with cond:
+                now = time.monotonic()
+                chosen = [c for c in self.waiting if c.not_before <= now and not c.cancelled]
+                chosen = chosen[:EXECUTE_LIMIT]
+                self.waiting = [c for c in self.waiting if c not in chosen and not c.cancelled]
+            if chosen:
+                self.dispatcher.send(self, chosen)
+
+    def _pace(self) -> None:
+        """Wait for this token's next slot (shared by every sender of the same token)."""
+        state = _state(self.token)
+        with state.lock:
+            wait = state.next_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            state.next_at = time.monotonic() + MIN_INTERVAL
+
+
+class _Dispatcher:
+    """Every VK call of the process to one API address: a sender per token."""
+
+    def __init__(self, base: str, timeout: float, user_agent: str) -> None:
+        self.base = base
+        self.timeout = timeout
+        self.user_agent = user_agent
+        self.cond = threading.Condition()
+        self.senders: dict[str, _Sender] = {}
+        self.requests = 0
+
+    def submit(self, call: _Call, token: Token) -> None:
+        self.submit_all([(call, token)])
+
+    def submit_all(self, calls: list[tuple[_Call, Token]]) -> None:
+        """Queue calls at once (a source's batch is not split by a sender waking early)."""
+        with self.cond:
+            for call, token in calls:
+                sender = self.senders.get(token.value)
+                if sender is None:
+                    sender = self.senders[token.value] = _Sender(self, token)
+                sender.waiting.append(call)
+            self.cond.notify_all()
+
+    def send(self, sender: _Sender, calls: list[_Call]) -> None:
+        """One request for ``calls`` with the sender's token; each call gets its outcome."""
+        token = sender.token
+        method = calls[0].method if len(calls) == 1 else "execute"
+        try:
+            with self.cond:
+                self.requests += 1
+            if len(calls) == 1:
+                outcomes = [sender.api.method(calls[0].method, calls[0].params)]
+            else:
+                code = execute_code([(c.method, c.params) for c in calls])
+                answer = sender.api.method("execute", {"code": code}, raw=True)
+                if not isinstance(answer, dict):
+                    raise ValueError("execute answer is not an object")
+                outcomes = _execute_results(answer, len(calls))
+        except ApiError as exc:
+            self._api_error(token, calls, method, exc.code, _message(exc.error))
+            return
+        except ApiHttpError as exc:
+            status = exc.response.status_code
+            self._retry(calls, f"HTTP {status} from {self.base}/method/{method}", status < 500)
+            return
+        except requests.Timeout:
+            self._retry(
+                calls, f"no answer from {self.base}/method/{method} within {self.timeout:g}s"
+            )
+            return
+        except requests.ConnectionError as exc:
+            problem = _connection_problem(exc)
+            self._retry(calls, f"cannot connect to {self.base}/method/{method} ({problem})")
+            return
+        except (requests.JSONDecodeError, ValueError, KeyError, TypeError):
+            self._fail(calls, SourceError(f"not a VK API answer from {self.base}/method/{method}"))
+            return
+        except requests.RequestException as exc:
+            self._fail(
+                calls,
+                SourceError(f"request to {self.base}/method/{method} failed: {type(exc).__name__}"),
+            )
+            return
+        for call, outcome in zip(calls, outcomes, strict=True):
+            call.future.set_result(outcome)
+
+    def _api_error(
+        self, token: Token, calls: list[_Call], method: str, code: int, message: str
+    ) -> None:
+        """An error of the whole request: about the token, a flood, or each call's own."""
+        if code == AUTH_FAILED:
+            _state(token).rejected = message
+            self._move(token, calls, f"VK token in {token.label} rejected ({message})")
+        elif code == CAPTCHA:
+            self._rest(token, calls, CAPTCHA_REST, f"VK asked for a captcha ({message})")
+        elif code == QUOTA:
+            self._rest(token, calls, QUOTA_REST, f"its daily quota of {method} is used up")
+        elif code in (TOO_MANY, FLOOD):
+            for call in calls:
+                call.flood_tries += 1
+                if call.flood_tries > FLOOD_RETRIES:
+                    call.future.set_exception(
+                        SourceError(
+                            f"VK keeps refusing {call.method}: error {code} ({message}) "
+                            f"after {FLOOD_RETRIES} retries"
+                        )
+                    )
+                    continue
+                pause = min(MAX_BACKOFF, call.backoff * 2 ** (call.flood_tries - 1))
+                call.not_before = time.monotonic() + pause
+                self.submit(call, token)
+        elif code in UNAVAILABLE and len(calls) == 1:
+            calls[0].future.set_exception(Unavailable(code, message))
+        else:
+            for call in calls:
+                call.future.set_exception(SourceError(f"VK error {code} in {method}: {message}"))
+
+    def _rest(self, token: Token, calls: list[_Call], seconds: float, reason: str) -> None:
+        state = _state(token)
+        state.rest_until = time.time() + seconds
+        state.rest_reason = reason
+        until = datetime.fromtimestamp(state.rest_until, UTC).strftime("%H:%M UTC")
+        self._move(token, calls, f"VK token in {token.label} rests until {until}: {reason}")
+
+    def _move(self, token: Token, calls: list[_Call], message: str) -> None:
+        """``token`` cannot be used now: its calls (sent and waiting) go to other tokens."""
+        with self.cond:
+            sender = self.senders.get(token.value)
+            waiting = sender.waiting if sender is not None else []
+            if sender is not None:
+                sender.waiting = []
+        for call in [*calls, *waiting]:
+            others = _usable(call.tokens)
+            if not others:
+                call.future.set_exception(SourceError(_no_token_left(call.tokens)))
+                continue
+            call.warn(f"{message}; the other tokens carry on")
+            self.submit(call, others[0])
+
+    def _retry(self, calls: list[_Call], message: str, final: bool = False) -> None:
+        for call in calls:
+            call.http_tries += 1
+            if final or call.http_tries > call.retries:
+                call.future.set_exception(SourceError(message))
+                continue
+            pause = min(MAX_BACKOFF, call.backoff * 2 ** (call.http_tries - 1))
+            call.not_before = time.monotonic() + pause
+            usable = _usable(call.tokens)
+            if not usable:
+                call.future.set_exception(SourceError(_no_token_left(call.tokens)))
+            else:
+                self.submit(call, usable[0])
+
+    def _fail(self, calls: list[_Call], error: Exception) -> None:
+        for call in calls:
+            call.future.set_exception(error)
+
+
+_DISPATCHERS: dict[tuple[str, float, str], _Dispatcher] = {}
+_DISPATCHERS_LOCK = threading.Lock()
+
+
+def _dispatcher(base: str, timeout: float, user_agent: str) -> _Dispatcher:
+    """The process's dispatcher for this API address (kept warm for every later source)."""
+    key = (base, timeout, user_agent)
+    with _DISPATCHERS_LOCK:
+        if key not in _DISPATCHERS:
+            _DISPATCHERS[key] = _Dispatcher(base, timeout, user_agent)
+        return _DISPATCHERS[key]
+
+
+def _usable(tokens: tuple[Token, ...]) -> list[Token]:
+    now = time.time()
+    return [t for t in tokens if not _state(t).rejected and _state(t).rest_until <= now]
+
+
+def _no_token_left(tokens: tuple[Token, ...]) -> str:
+    """Why no token can be used: each token's story, naming its variable."""
+    parts = []
+    for token in tokens:
+        state = _state(token)
+        if state.rejected:
+            parts.append(f"VK token in {token.label} rejected ({state.rejected})")
+        else:
+            until = datetime.fromtimestamp(state.rest_until, UTC).strftime("%H:%M UTC")
+            parts.append(f"VK token in {token.label} rests until {until}: {state.rest_reason}")
+    return "; ".join(parts)
+
+
 class VkClient:
-    """Calls VK methods with a pool of tokens; one client per source run."""
+    """One source's door to VK: its tokens, retries and warnings.
+
+    Its calls join those of every other VK source of the process (:class:`_Dispatcher`): a
+    token's calls that wait together go out in one ``execute`` request, and the rate limit
+    of a token holds for all of them.
+    """
 
     def __init__(
         self,
@@ -184,16 +423,18 @@ class VkClient:
         backoff: float = 2.0,
         user_agent: str = "Glas",
         warn: Any = None,
+        cancelled: threading.Event | None = None,
     ) -> None:
-        self.tokens = tokens
+        self.tokens = tuple(tokens)
         self.base = base
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.warn = warn or (lambda message: None)
-        self.requests = 0
-        self._apis = {t.value: _api(t, base, timeout, user_agent) for t in tokens}
+        self.cancelled = cancelled
+        self._dispatcher = _dispatcher(base, timeout, user_agent)
         self._turn = 0
+        self._warned: set[str] = set()
 
     @classmethod
     def for_collection(cls, collection: Any) -> VkClient:
@@ -209,146 +450,71 @@ class VkClient:
             backoff=backoff.total_seconds() if backoff is not None else 2.0,
             user_agent=collection.user_agent,
             warn=collection.warn,
+            cancelled=getattr(collection, "cancelled", None),
         )
+
+    @property
+    def requests(self) -> int:
+        """Requests sent to this client's API address by the whole process so far."""
+        return self._dispatcher.requests
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, method: str, **params: Any) -> Any:
         """One API method's ``response``; raises Unavailable or SourceError."""
-        return self._request(method, params, raw=False)
+        (result,) = self._wait(self._submit([(method, params)]))
+        if isinstance(result, CallFailed):
+            raise SourceError(f"VK error {result.code} in {method}: {result.message}")
+        if isinstance(result, Unavailable):
+            raise result
+        return result
 
     def batch(self, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-        """Run calls (one request per 25 through ``execute``); each result is the method's
-        response or an :class:`Unavailable` / :class:`CallFailed` instance for that call."""
-        results: list[Any] = []
-        for start in range(0, len(calls), EXECUTE_LIMIT):
-            chunk = calls[start : start + EXECUTE_LIMIT]
-            if len(chunk) == 1:
-                method, params = chunk[0]
-                try:
-                    results.append(self.call(method, **params))
-                except Unavailable as exc:
-                    results.append(exc)
-                continue
-            answer = self._request("execute", {"code": execute_code(chunk)}, raw=True)
-            try:
-                results.extend(_execute_results(answer, len(chunk)))
-            except ValueError:
-                raise SourceError(f"not a VK API answer from {self.base}/method/execute") from None
-        return results
+        """Run calls (joined with others in ``execute`` requests of up to 25); each result
+        is the method's response or an :class:`Unavailable` / :class:`CallFailed` instance."""
+        return self._wait(self._submit(calls))
 
     # -- internals -----------------------------------------------------------------------------
-    def _usable(self) -> list[Token]:
-        now = time.time()
-        order = self.tokens[self._turn :] + self.tokens[: self._turn]
-        self._turn = (self._turn + 1) % len(self.tokens)
-        return [t for t in order if not _state(t).rejected and _state(t).rest_until <= now]
+    def _submit(self, requested: list[tuple[str, dict[str, Any]]]) -> list[_Call]:
+        """Queue calls, each group of 25 (one ``execute``) on the next usable token in turn."""
+        calls = [
+            _Call(method, params, self.tokens, self.retries, self.backoff, self._warn_once)
+            for method, params in requested
+        ]
+        usable = _usable(self.tokens)
+        if not usable:
+            for call in calls:
+                call.future.set_exception(SourceError(_no_token_left(self.tokens)))
+            return calls
+        queued = []
+        for start in range(0, len(calls), EXECUTE_LIMIT):
+            token = usable[self._turn % len(usable)]
+            self._turn += 1
+            queued += [(call, token) for call in calls[start : start + EXECUTE_LIMIT]]
+        self._dispatcher.submit_all(queued)
+        return calls
 
-    def _request(self, method: str, params: dict[str, Any], *, raw: bool) -> Any:
-        flood_tries = 0
-        http_tries = 0
-        while True:
-            usable = self._usable()
-            if not usable:
-                raise SourceError(self._no_token_left())
-            token = usable[0]
-            try:
-                return self._send(token, method, params, raw)
-            except ApiError as exc:
-                code, message = exc.code, _message(exc.error)
-                if code == AUTH_FAILED:
-                    _state(token).rejected = message
-                    self._token_lost(token, f"VK token in {token.label} rejected ({message})")
-                elif code == CAPTCHA:
-                    self._rest(token, CAPTCHA_REST, f"VK asked for a captcha ({message})")
-                elif code == QUOTA:
-                    self._rest(token, QUOTA_REST, f"its daily quota of {method} is used up")
-                elif code in (TOO_MANY, FLOOD):
-                    flood_tries += 1
-                    if flood_tries > FLOOD_RETRIES:
-                        raise SourceError(
-                            f"VK keeps refusing {method}: error {code} ({message}) "
-                            f"after {FLOOD_RETRIES} retries"
-                        ) from None
-                    self._sleep(flood_tries)
-                elif code in UNAVAILABLE:
-                    raise Unavailable(code, message) from None
-                else:
-                    raise SourceError(f"VK error {code} in {method}: {message}") from None
-            except ApiHttpError as exc:
-                status = exc.response.status_code
-                http_tries += 1
-                if status < 500 or http_tries > self.retries:
-                    raise SourceError(f"HTTP {status} from {self.base}/method/{method}") from None
-                self._sleep(http_tries)
-            except requests.Timeout:
-                http_tries += 1
-                if http_tries > self.retries:
-                    raise SourceError(
-                        f"no answer from {self.base}/method/{method} within {self.timeout:g}s"
-                    ) from None
-                self._sleep(http_tries)
-            except requests.ConnectionError as exc:
-                http_tries += 1
-                if http_tries > self.retries:
-                    raise SourceError(
-                        f"cannot connect to {self.base}/method/{method} "
-                        f"({_connection_problem(exc)})"
-                    ) from None
-                self._sleep(http_tries)
-            except (
-                requests.JSONDecodeError,
-                ValueError,
-                KeyError,
-                TypeError,
-            ):  # not JSON, or JSON without `response`
-                raise SourceError(f"not a VK API answer from {self.base}/method/{method}") from None
-            except requests.RequestException as exc:
-                raise SourceError(
-                    f"request to {self.base}/method/{method} failed: {type(exc).__name__}"
-                ) from None
+    def _wait(self, calls: list[_Call]) -> list[Any]:
+        results = []
+        for call in calls:
+            while True:
+                if self.cancelled is not None and self.cancelled.is_set():
+                    for waiting in calls:
+                        waiting.cancelled = True
+                    raise SourceError("stopped before VK answered")
+                try:
+                    outcome = call.future.result(timeout=0.25)
+                except concurrent.futures.TimeoutError:
+                    continue
+                except Unavailable as exc:
+                    outcome = exc
+                results.append(outcome)
+                break
+        return results
 
-    def _send(self, token: Token, method: str, params: dict[str, Any], raw: bool) -> Any:
-        state = _state(token)
-        with state.lock:
-            wait = state.next_at - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-            state.next_at = time.monotonic() + MIN_INTERVAL
-            self.requests += 1
-            answer = self._apis[token.value].method(method, params, raw=raw)
-        if raw and not isinstance(answer, dict):
-            raise ValueError("execute answer is not an object")
-        return answer
-
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(min(MAX_BACKOFF, self.backoff * 2 ** (attempt - 1)))
-
-    def _rest(self, token: Token, seconds: float, reason: str) -> None:
-        state = _state(token)
-        state.rest_until = time.time() + seconds
-        state.rest_reason = reason
-        until = datetime.fromtimestamp(state.rest_until, UTC).strftime("%H:%M UTC")
-        self._token_lost(token, f"VK token in {token.label} rests until {until}: {reason}")
-
-    def _token_lost(self, token: Token, message: str) -> None:
-        if any(t != token for t in self._usable_quietly()):
-            self.warn(f"{message}; the other tokens carry on")
-
-    def _usable_quietly(self) -> list[Token]:
-        now = time.time()
-        return [t for t in self.tokens if not _state(t).rejected and _state(t).rest_until <= now]
-
-    def _no_token_left(self) -> str:
-        """Why no token can be used: the first token's story, naming its variable."""
-        parts = []
-        for token in self.tokens:
-            state = _state(token)
-            if state.rejected:
-                parts.append(f"VK token in {token.label} rejected ({state.rejected})")
-            else:
-                until = datetime.fromtimestamp(state.rest_until, UTC).strftime("%H:%M UTC")
-                parts.append(f"VK token in {token.label} rests until {until}: {state.rest_reason}")
-        return "; ".join(parts)
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            self.warn(message)
 
 
 def _message(error: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ class Options(SourceConfig):
     """Public VK posts matching a search query (newsfeed.search)."""
 
     platform: ClassVar[str] = "vk"
+    site_collections: ClassVar[int | None] = 25  # their calls share execute requests
 
     type: Literal["vk_search"]
     query: str = Field(

@@ -28,12 +28,14 @@ COMMENTS_PAGE = 100
 THREAD_ITEMS = 10
 MAX_OPEN = 1000  # posts whose comments are re-checked, newest kept
 FIELDS = "screen_name"
+RESOLVE_TTL = 3600.0  # seconds a screen name's owner id is kept (a warm process asks once)
 
 
 class Options(SourceConfig):
     """Posts of a VK wall and the comments under them, through the VK API."""
 
     platform: ClassVar[str] = "vk"
+    site_collections: ClassVar[int | None] = 25  # their calls share execute requests
 
     type: Literal["vk_wall"]
     owner: int | str = Field(
@@ -86,19 +88,19 @@ class Owner:
     url: str | None = None
 
 
+_RESOLVED: dict[tuple[str, str], tuple[int, float]] = {}  # (API, name) → (owner id, when)
+
+
 def resolve_owner(client: VkClient, owner: int | str) -> Owner:
-    """The wall's numeric owner id (screen names resolved once per run) and its title."""
+    """The wall's numeric owner id (a screen name is resolved once an hour per process) and
+    its title."""
     if isinstance(owner, str):
         match = re.fullmatch(r"(club|public|event|id)(\d+)", owner.lower())
         if match:
             number = int(match.group(2))
             owner = number if match.group(1) == "id" else -number
         else:
-            found = client.call("utils.resolveScreenName", screen_name=owner)
-            if not isinstance(found, dict) or not found.get("object_id"):
-                raise SourceError(f"VK has no page named '{owner}' (vk.com/{owner})", gone=True)
-            number = int(found["object_id"])
-            owner = number if found.get("type") == "user" else -number
+            owner = _resolve_name(client, owner)
     if owner > 0:
         return Owner(owner, None, f"https://vk.com/id{owner}")
     try:
@@ -115,6 +117,20 @@ def resolve_owner(client: VkClient, owner: int | str) -> Owner:
         raise SourceError(f"community club{-owner} is {group['deactivated']} on VK", gone=True)
     screen = group.get("screen_name") or f"club{-owner}"
     return Owner(owner, group.get("name"), f"https://vk.com/{screen}")
+
+
+def _resolve_name(client: VkClient, name: str) -> int:
+    key = (client.base, name.lower())
+    known = _RESOLVED.get(key)
+    if known is not None and time.monotonic() - known[1] < RESOLVE_TTL:
+        return known[0]
+    found = client.call("utils.resolveScreenName", screen_name=name)
+    if not isinstance(found, dict) or not found.get("object_id"):
+        raise SourceError(f"VK has no page named '{name}' (vk.com/{name})", gone=True)
+    number = int(found["object_id"])
+    owner = number if found.get("type") == "user" else -number
+    _RESOLVED[key] = (owner, time.monotonic())
+    return owner
 
 
 @dataclass

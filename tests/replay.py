@@ -140,6 +140,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     conditional: bool = True
     last_modified: float = field(default_factory=time.time)
+    stream: int = 0  # > 0: a body of this many bytes, made as it is sent, chunked, no length
 
 
 @dataclass
@@ -209,6 +210,8 @@ class ReplayServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self.in_flight = 0  # requests being answered now
+        self.peak_in_flight = 0  # the most answered at once since start (or reset_peak)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -299,6 +302,18 @@ class ReplayServer:
             self._routes[key] = Route(
                 data, status, content_type, dict(headers or {}), conditional, now
             )
+
+    def route_stream(self, path: str, size: int, *, content_type: str = "text/html") -> None:
+        """Serve ``size`` bytes at ``path``, made as they are sent (chunked, no length), so a
+        huge body costs the server nothing."""
+        with self._lock:
+            self._routes[self._key(path)] = Route(
+                b"", 200, content_type, {}, conditional=False, stream=size
+            )
+
+    def reset_peak(self) -> None:
+        with self._lock:
+            self.peak_in_flight = self.in_flight
 
     def unroute(self, path: str) -> None:
         """Remove a programmatic route (files under ``root`` show through again)."""
@@ -400,6 +415,16 @@ class ReplayServer:
             return 404
 
     def _serve(self, h: _Handler, *, head: bool) -> None:
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            self._answer(h, head=head)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, h: _Handler, *, head: bool) -> None:
         path, query = _split(h.path)
         record = RequestRecord(
             h.command, f"{path}?{query}" if query else path, Headers(dict(h.headers.items()))
@@ -429,6 +454,10 @@ class ReplayServer:
 
         with self._lock:
             route = self._lookup(self._routes, path, query)
+        if route is not None and route.stream:
+            record.status = 200
+            self._stream(h, route.stream, route.content_type or "text/html")
+            return
         if route is not None:
             body, status, mtime = route.body, route.status, route.last_modified
             ctype = route.content_type or guess_content_type(path, body)
@@ -482,6 +511,22 @@ class ReplayServer:
                 return False
             return int(mtime) <= since
         return False
+
+    @staticmethod
+    def _stream(h: _Handler, size: int, content_type: str) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", content_type)
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        chunk = b"<p>" + b"x" * 65_526 + b"</p>\n"
+        sent = 0
+        with contextlib.suppress(OSError):  # the client hangs up once it has had enough
+            while sent < size:
+                part = chunk[: min(len(chunk), size - sent)]
+                h.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                sent += len(part)
+            h.wfile.write(b"0\r\n\r\n")
+        h.close_connection = True
 
     @staticmethod
     def _send(

@@ -105,6 +105,7 @@ def test_schema_is_json_and_describes_the_file(glas: Callable) -> None:
     assert set(schema["properties"]) == {
         "defaults",
         "sources",
+        "sites",
         "official_accounts",
         "dedupe",
         "flagging",

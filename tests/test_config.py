@@ -32,7 +32,8 @@ ID_RULE = (
     "letters, digits, '-', '_' and '.' only, starting with a letter or digit, at most 80 characters"
 )
 SOURCE_KEYS = (
-    "id, type, municipality, schedule, enabled, timezone, timeout, run_limit, note, url, max_pages"
+    "id, type, municipality, schedule, enabled, timezone, timeout, run_limit, max_response_size, "
+    "note, url, max_pages"
 )
 
 
@@ -874,3 +875,64 @@ def test_parse_duration(text: str | int | float | timedelta, seconds: float) -> 
 def test_parse_duration_refuses(value: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         parse_duration(value)  # type: ignore[arg-type]
+
+
+# -- sites: politeness per site, for every source of a process -----------------------------------
+def test_sites_set_concurrency_delay_and_collections_per_host(write_sources: Callable) -> None:
+    path = write_sources("""
+        defaults: {per_site: 3}
+        sites:
+          t.me: {concurrency: 4, delay: 250ms, collections: 8}
+          Gorod.Example.RU: {delay: 2s}
+        sources:
+          - {id: chan, type: telegram_web, channel: gorod_news}
+          - {id: news, type: rss, url: "https://gorod.example.ru/rss"}
+          - {id: other, type: rss, url: "https://other.example.ru/rss"}
+          - {id: wall, type: vk_wall, owner: gorod}
+    """)
+    config = load_config(path)
+    assert config.sites_settings() == {
+        "t.me": {"concurrency": 4, "delay": 0.25},
+        "gorod.example.ru": {"delay": 2.0},
+    }
+    chan, news, other, wall = config.sources
+    assert [s.site() for s in config.sources] == [
+        "t.me",
+        "gorod.example.ru",
+        "other.example.ru",
+        "vk",
+    ]
+    assert [config.collections_at_once(s) for s in (chan, news, other, wall)] == [8, 3, 3, 25]
+
+
+def test_sites_mistakes_name_their_line(write_sources: Callable) -> None:
+    path = write_sources("""
+        sites:
+          https://t.me/: {delay: 1s}
+          vk.com: {concurency: 2}
+          ok.ru: {collections: 0}
+        sources:
+          - {id: news, type: rss, url: "https://gorod.example.ru/rss"}
+    """)
+    assert problems(path) == [
+        f"{path}:2: sites: 'https://t.me/' is not a host name (write it as in the address, "
+        "without http:// or a path, e.g. t.me)",
+        f"{path}:3: sites: unknown key 'concurency'; did you mean 'concurrency'?",
+        f"{path}:4: sites: 'collections' must be at least 1, found the number 0",
+    ]
+
+
+def test_sizes_need_a_unit(write_sources: Callable) -> None:
+    path = write_sources("""
+        defaults: {max_response_size: 20, worker_memory: 1GB}
+        sources:
+          - {id: news, type: rss, url: "https://gorod.example.ru/rss", max_response_size: 2MiB}
+    """)
+    assert problems(path) == [
+        f"{path}:1: defaults: 'max_response_size': 20 has no unit: write 20MB or 20KB"
+    ]
+    path.write_text(path.read_text().replace("max_response_size: 20,", "max_response_size: 5MB,"))
+    config = load_config(path)
+    assert config.defaults.max_response_size == 5_000_000
+    assert config.defaults.worker_memory == 10**9
+    assert config.sources[0].max_response_size == 2 * 2**20

@@ -1,16 +1,19 @@
 """`glas daemon` end to end: the real command, sources on second-long schedules against the
-replay server, each run a child process; stopped with SIGTERM like systemd does."""
+replay server, collected by long-lived worker processes; stopped with SIGTERM like systemd
+does (or SIGINT, like Ctrl-C)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,6 +44,17 @@ class Daemon:
             text=True,
         )
         self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON log lines so far (with --log-json)."""
+        return [json.loads(line) for line in list(self.lines) if line.startswith("{")]
 
     def wait_until(self, ready: Callable[[], bool], what: str, timeout: float = 40) -> None:
         deadline = time.monotonic() + timeout
@@ -49,12 +63,15 @@ class Daemon:
             assert time.monotonic() < deadline, f"timed out waiting: {what}"
             time.sleep(0.1)
 
-    def stop(self, timeout: float = 40) -> tuple[int, str, str]:
+    def stop(self, timeout: float = 40, signum: int = signal.SIGTERM) -> tuple[int, str, str]:
         """SIGTERM, as systemd stops it; return exit status, stdout and stderr."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        out, err = self.process.communicate(timeout=timeout)
-        return self.process.returncode, out, err
+            self.process.send_signal(signum)
+        self.process.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        return self.process.returncode, out, "\n".join(self.lines) + "\n"
 
 
 @pytest.fixture
@@ -166,10 +183,10 @@ def test_sources_run_on_their_schedules_a_hanging_one_is_cut_and_sigterm_stops_c
     events = [(r["source"], r["event"]) for r in records]
     assert events[0] == (None, "daemon started") and events[-1] == (None, "daemon stopped")
     assert ("fast", "collected") in events and ("slow", "collected") in events
-    cut = [r for r in records if r["event"] == "stopped"]
-    assert cut and cut[0]["source"] == "hang"
-    assert cut[0]["error"] == "stopped after 4s: run_limit exceeded"
-    assert 3.5 <= cut[0]["duration"] < 15
+    assert (None, "worker ready") in events
+    cut = [r for r in records if r["event"] == "failed" and r["source"] == "hang"]
+    assert cut and cut[0]["error"] == "stopped after 4s: run_limit exceeded (kept what came)"
+    assert 3.5 <= cut[0]["duration"] < 6, "cut at its limit, while the others went on"
     collected = next(r for r in records if r["event"] == "collected" and r["source"] == "slow")
     assert (collected["new"], collected["status"]) == (2, "ok")
     assert isinstance(collected["duration"], float)
@@ -189,7 +206,13 @@ def test_sources_run_on_their_schedules_a_hanging_one_is_cut_and_sigterm_stops_c
         assert all(b - a >= every - 0.1 for a, b in itertools.pairwise(launches)), launches
     assert len(runs(db, "slow")) <= elapsed / 4 + 2
     hang = runs(db, "hang")[0]
-    assert (hang["status"], hang["error"]) == ("failed", "stopped after 4s: run_limit exceeded")
+    assert (hang["status"], hang["error"]) == (
+        "failed",
+        "stopped after 4s: run_limit exceeded (kept what came)",
+    )
+    assert len({r["pid"] for source in ("fast", "slow", "wall") for r in runs(db, source)}) == 1, (
+        "one warm worker collected them all"
+    )
     conn = sqlite3.connect(db)
     try:
         state = conn.execute(
@@ -198,7 +221,7 @@ def test_sources_run_on_their_schedules_a_hanging_one_is_cut_and_sigterm_stops_c
         running = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()
     finally:
         conn.close()
-    assert state == (1, "stopped after 4s: run_limit exceeded")
+    assert state == (1, "stopped after 4s: run_limit exceeded (kept what came)")
     assert running == (0,), "a run was left 'running' after the daemon stopped"
 
 
@@ -293,3 +316,125 @@ def test_a_failing_source_backs_off_exponentially_and_recovers_by_itself(
     gaps = [b - a for (a, _), (b, _) in itertools.pairwise(flaky[:5])]
     for n, gap in enumerate(gaps, start=1):
         assert gap >= min(2 ** (n - 1), 4) - 0.5, (n, gaps)
+
+
+def running_pid(db: Path, source_id: str) -> int | None:
+    found = [r["pid"] for r in runs(db, source_id) if r["status"] == "running"]
+    return found[-1] if found else None
+
+
+def test_a_killed_worker_is_restarted_and_its_runs_closed(
+    replay: ReplayServer, tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    db = tmp_path / "inbox.db"
+    replay.route("/fast.xml", make_rss("fast", 2))
+    replay.route("/hang.xml", make_rss("hang", 2))
+    replay.fault("/hang.xml", hang=True)
+    write(
+        tmp_path / "sources.yaml",
+        f"""
+        defaults: {{request_delay: 0s, timeout: 600}}
+        sources:
+          - {{id: fast, type: rss, url: "{replay.url}/fast.xml", schedule: {{every: 1s}}}}
+          - {{id: hang, type: rss, url: "{replay.url}/hang.xml", schedule: {{every: 1s}}}}
+        """,
+    )
+    daemon = daemons("--log-json")
+    daemon.wait_until(lambda: running_pid(db, "hang") is not None, "the hanging run going on")
+    victim = running_pid(db, "hang")
+    assert victim is not None and victim != daemon.process.pid, "collections run in a worker"
+    os.kill(victim, signal.SIGKILL)
+    daemon.wait_until(
+        lambda: any(r["status"] == "ok" and r["pid"] != victim for r in runs(db, "fast")),
+        "a new worker collecting",
+    )
+    code, _out, err = daemon.stop()
+    assert code == 0, err
+    died = [e for e in daemon.events() if e["event"] == "worker died"]
+    assert died and died[0]["pid"] == victim and "hang" in died[0]["interrupted"]
+    assert died[0]["message"].startswith(f"worker 1 (pid {victim}) died (killed by SIGKILL)")
+    killed = [r for r in runs(db, "hang") if r["pid"] == victim]
+    assert [(r["status"], r["error"]) for r in killed] == [
+        ("interrupted", "the run was stopped before it finished")
+    ]
+    assert all(r["status"] != "running" for s in ("fast", "hang") for r in runs(db, s))
+    assert "Traceback" not in err
+
+
+def test_sigint_during_a_hang_stops_within_two_seconds(
+    replay: ReplayServer, tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    db = tmp_path / "inbox.db"
+    replay.route("/hang.xml", make_rss("hang", 2))
+    replay.fault("/hang.xml", hang=True)
+    write(
+        tmp_path / "sources.yaml",
+        f"""
+        defaults: {{request_delay: 0s, timeout: 600}}
+        sources:
+          - {{id: hang, type: rss, url: "{replay.url}/hang.xml"}}
+        """,
+    )
+    daemon = daemons()
+    daemon.wait_until(lambda: running_pid(db, "hang") is not None, "the hanging run going on")
+    began = time.monotonic()
+    code, _out, err = daemon.stop(signum=signal.SIGINT)
+    took = time.monotonic() - began
+    assert code == 0, err
+    assert took < 2, f"the daemon took {took:.1f}s to stop"
+    assert [r["status"] for r in runs(db, "hang")] == ["interrupted"]
+    assert "SIGINT: stopping (1 collections running)" in err
+
+
+def test_a_worker_above_its_memory_ceiling_is_replaced_between_collections(
+    replay: ReplayServer, tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    db = tmp_path / "inbox.db"
+    for name in ("one", "two"):
+        replay.route(f"/{name}.xml", make_rss(name, 2))
+    write(
+        tmp_path / "sources.yaml",
+        f"""
+        defaults: {{request_delay: 0s, worker_memory: 50MB, schedule: {{every: 1s}}}}
+        sources:
+          - {{id: one, type: rss, url: "{replay.url}/one.xml"}}
+          - {{id: two, type: rss, url: "{replay.url}/two.xml"}}
+        """,
+    )
+    daemon = daemons("--log-json")
+
+    def workers_used() -> set[int]:
+        return {r["pid"] for s in ("one", "two") for r in runs(db, s) if r["status"] == "ok"}
+
+    daemon.wait_until(lambda: len(workers_used()) >= 3, "three workers in turn", timeout=90)
+    code, _out, err = daemon.stop()
+    assert code == 0, err
+    recycled = [e for e in daemon.events() if e["event"] == "worker recycled"]
+    assert len(recycled) >= 2
+    assert "above worker_memory (50 MB)" in recycled[0]["message"]
+    assert not [e for e in daemon.events() if e["event"] == "worker died"]
+    statuses = [r["status"] for s in ("one", "two") for r in runs(db, s)]
+    assert set(statuses) <= {"ok", "interrupted"} and "running" not in statuses
+
+
+def test_a_backlog_is_reported_when_the_workers_cannot_keep_up(
+    replay: ReplayServer, tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    names = [f"slow-{n}" for n in range(6)]
+    for name in names:
+        replay.route(f"/{name}.xml", make_rss(name, 1))
+        replay.fault(f"/{name}.xml", delay=3)
+    entries = "\n".join(f"  - {{id: {n}, type: rss, url: '{replay.url}/{n}.xml'}}" for n in names)
+    (tmp_path / "sources.yaml").write_text(
+        "defaults: {request_delay: 0s, parallel: 1, schedule: {every: 2s}}\n"
+        f"sources:\n{entries}\n"
+    )
+    daemon = daemons("--log-json")
+    daemon.wait_until(
+        lambda: any(e["event"] == "backlog" for e in daemon.events()), "a backlog line", timeout=60
+    )
+    code, _out, err = daemon.stop()
+    assert code == 0, err
+    line = next(e for e in daemon.events() if e["event"] == "backlog")
+    assert re.fullmatch(r"\d+ collections? late, oldest \d+[smh]", line["message"]), line
+    assert line["late"] >= 1 and line["level"] == "warning"

@@ -192,7 +192,7 @@ def test_schema_is_created_once_by_concurrent_openers(pg_url: str) -> None:
 def test_daemon_on_postgresql_runs_cuts_and_stops_cleanly(
     replay: ReplayServer, write_sources: Callable[[str], Path], pg_url: str, tmp_path: Path
 ) -> None:
-    """The daemon's children write into PostgreSQL; a hung child is cut and recorded there."""
+    """The daemon's workers write into PostgreSQL; a hung collection is cut and recorded there."""
     from tests.test_daemon import Daemon
     from tests.test_run_e2e import make_rss
 
@@ -236,6 +236,6 @@ def test_daemon_on_postgresql_runs_cuts_and_stops_cleanly(
         [(error, failures)] = box.query(
             "SELECT last_error, consecutive_failures FROM source_state WHERE source_id = 'hang'"
         )
-        assert (error, failures) == ("stopped after 3s: run_limit exceeded", 1)
+        assert (error, failures) == ("stopped after 3s: run_limit exceeded (kept what came)", 1)
         assert box.query("SELECT count(*) FROM runs WHERE status = 'running'") == [(0,)]
         assert box.query("SELECT count(*) FROM posts WHERE source_id = 'fast'") == [(3,)]

@@ -444,7 +444,7 @@ def test_lock_stops_a_second_run_while_the_first_goes_on(
     tmp_path: Path,
 ) -> None:
     replay.route("/slow.xml", make_rss("slow", 2))
-    replay.fault("/slow.xml", delay=4, times=1)
+    replay.fault("/slow.xml", delay=12, times=1)  # outlasts the second run's start-up
     write_sources(f"""
         defaults:
           request_delay: 0s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -113,3 +114,26 @@ def test_every_health_state(
     assert report["quiet"]["silent_after_seconds"] == 7200
     assert report["newcomer"]["last_run_at"] is None
     assert report["retired"]["state"] == "removed"
+
+
+def test_status_says_how_late_the_backlog_is(
+    replay: ReplayServer, write_sources: Callable[..., Path], glas: Glas
+) -> None:
+    replay.route("/often.xml", make_rss("often", 1))
+    replay.route("/rare.xml", make_rss("rare", 1))
+    write_sources(f"""
+        defaults: {{request_delay: 0s}}
+        sources:
+          - {{id: often, type: rss, url: "{replay.url}/often.xml", schedule: {{every: 2s}}}}
+          - {{id: rare, type: rss, url: "{replay.url}/rare.xml", schedule: {{every: 1h}}}}
+    """)
+    assert glas("run", "--all").returncode == 0
+    on_time = glas("status")
+    assert "backlog" not in on_time.stdout
+    time.sleep(4.5)  # `often` is due 2 s after its run and nothing has collected it since
+    late = glas("status")
+    assert re.search(
+        r"^backlog: 1 collection late, oldest [2-9]s \(the harvester is not keeping up\)$",
+        late.stdout,
+        re.M,
+    ), late.stdout
