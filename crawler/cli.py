@@ -368,6 +368,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> Any:
     from crawler.config import ConfigError, load_config
 
+    if Path(args.sources).is_dir():
+        raise CliError(
+            f"{args.sources}: is a directory, not a file (give --sources PATH)", EXIT_CONFIG
+        )
     if not Path(args.sources).is_file():
         raise CliError(
             f"{args.sources}: no such file (give --sources PATH or set GLAS_SOURCES)", EXIT_CONFIG

@@ -31,7 +31,13 @@ from crawler.config_messages import (
 from crawler.model import Schedule, SourceConfig, Strict
 from crawler.pseudonymise import PrivacySettings
 from crawler.routing import RoutingSettings, topic_labels
-from crawler.validators import Duration, check_timezone, duration_field, http_address
+from crawler.validators import (
+    Duration,
+    check_timezone,
+    contact_address,
+    duration_field,
+    http_address,
+)
 from crawler.yamlfile import Path_, YamlDocument, YamlProblem, read_yaml
 from dedupe.settings import DedupeSettings
 from flagging.settings import FlaggingSettings
@@ -125,6 +131,11 @@ class Defaults(Strict):
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return duration_field(value)
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, value: str | None) -> str | None:
+        return contact_address(value) if value is not None else None
 
     @field_validator("vk_api_url")
     @classmethod
