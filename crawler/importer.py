@@ -60,7 +60,7 @@ class ImportRow(BaseModel):
     author_is_official: bool = False
     published_at: datetime | None = None
     edited_at: datetime | None = None
-    metrics: dict[str, Annotated[int, Field(ge=-MAX_INT - 1, le=MAX_INT)]] | None = None
+    metrics: dict[str, int] | None = None  # JSON: whole numbers within 64 bits
     geo: dict[str, float] | None = None
     repost_of: Text | None = None
     raw: dict[str, Any] | None = None

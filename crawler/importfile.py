@@ -11,7 +11,7 @@ crash. The limits keep one bad file from exhausting memory or recursion:
 - JSON (a JSONL line, a CSV cell of a JSON column) is nested at most :data:`MAX_JSON_DEPTH`
   levels deep;
 - whole numbers fit in 64 bits (as both inboxes store them); ``NaN`` and ``Infinity`` are
-  refused.
+  refused, and so is a ``\\u`` escape of half a character (a lone surrogate).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ JSON_FIELDS = ("metrics", "geo", "raw", "topics", "topic_scores", "places")
 Row = dict[str, Any]
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 class LineProblem(str):
@@ -67,11 +68,14 @@ def load_json(text: str) -> Any:
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
         raise BadJson(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        return json.loads(
+        value = json.loads(
             text, parse_int=_whole_number, parse_float=_number, parse_constant=_no_constant
         )
     except json.JSONDecodeError as exc:
         raise BadJson(f"not valid JSON: {exc.msg}", syntax=True, column=exc.colno) from None
+    if _SURROGATE_ESCAPE.search(text):
+        _check_unicode(value)
+    return value
 
 
 # -- lines --------------------------------------------------------------------------------------
@@ -257,6 +261,24 @@ def _number(text: str) -> float:
 
 def _no_constant(name: str) -> Any:
     raise BadJson(f"{name} is not a number JSON allows")
+
+
+def _check_unicode(value: Any) -> None:
+    """Refuse a string holding half of a character (a ``\\ud800`` escape without its pair):
+    it is no text either inbox can store."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_unicode(key)
+            _check_unicode(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_unicode(item)
+    elif isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = f"U+{ord(value[exc.start]):04X}"
+            raise BadJson(f"a \\u escape ({code}) is half of a character: not valid text") from None
 
 
 def _depth(text: str) -> int:

@@ -30,26 +30,26 @@ def post(native_id: str, text: str = "Во дворе не вывозят мус
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """An inbox that already holds two imported posts."""
+def db(db_url: str, tmp_path: Path) -> str:
+    """An inbox (``--db``) that already holds two imported posts."""
     (tmp_path / "before.jsonl").write_text(post("-1_1") + post("-1_2", "Яма на Ленина"), "utf-8")
-    with open_inbox(str(tmp_path / "inbox.db")) as box:
+    with open_inbox(db_url) as box:
         import_file(box, tmp_path / "before.jsonl")
-    return tmp_path / "inbox.db"
+    return db_url
 
 
-def snapshot(db: Path) -> list[Any]:
-    with open_inbox(str(db)) as box:
+def snapshot(db: str) -> list[Any]:
+    with open_inbox(db) as box:
         assert isinstance(box, SqlInbox)
         posts = box.query("SELECT platform, native_id, text, seq FROM posts ORDER BY id")
         cases = box.query("SELECT cluster_id, size, seq FROM clusters ORDER BY cluster_id")
         return [*map(tuple, posts), "clusters", *map(tuple, cases)]
 
 
-def rejected(glas: Glas, db: Path, name: str, *, lines: int = 1) -> list[str]:
+def rejected(glas: Glas, db: str, name: str, *, lines: int = 1) -> list[str]:
     """Import ``name``: it must fail cleanly and store nothing. Returns the problem lines."""
     before = snapshot(db)
-    result = glas("--db", str(db), "import", name)
+    result = glas("--db", db, "import", name)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     messages = result.stderr.strip().splitlines()
@@ -60,8 +60,9 @@ def rejected(glas: Glas, db: Path, name: str, *, lines: int = 1) -> list[str]:
 
 
 # -- CSV ----------------------------------------------------------------------------------------
+@pytest.mark.both_backends
 def test_csv_quote_never_closed_is_an_error_at_its_line(
-    glas: Glas, db: Path, tmp_path: Path
+    glas: Glas, db: str, tmp_path: Path
 ) -> None:
     rows = ["vk,1,один", 'vk,2,"два', "vk,3,три", "vk,4,четыре", "vk,5,пять"]
     (tmp_path / "x.csv").write_text("\n".join([HEADER, *rows]) + "\n", "utf-8")
@@ -72,7 +73,7 @@ def test_csv_quote_never_closed_is_an_error_at_its_line(
 
 
 def test_csv_quote_never_closed_in_a_record_of_several_lines(
-    glas: Glas, db: Path, tmp_path: Path
+    glas: Glas, db: str, tmp_path: Path
 ) -> None:
     """The record begins on line 2; the cell left open begins on line 3: line 3 is named."""
     body = f'{HEADER},metrics\nvk,1,"текст\nв две строки","{{""likes"": 1}}\nvk,2,ок,\n'
@@ -80,7 +81,7 @@ def test_csv_quote_never_closed_in_a_record_of_several_lines(
     assert rejected(glas, db, "x.csv")[0].startswith("x.csv:3: a quoted cell opened on this line")
 
 
-def test_csv_text_after_a_closing_quote(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_csv_text_after_a_closing_quote(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text(f'{HEADER}\nvk,1,ок\nvk,2,"цитата" и дальше\n', "utf-8")
     assert rejected(glas, db, "x.csv") == [
         "x.csv:3: a quoted cell goes on after its closing '\"': "
@@ -88,7 +89,7 @@ def test_csv_text_after_a_closing_quote(glas: Glas, db: Path, tmp_path: Path) ->
     ]
 
 
-def test_csv_cell_of_200_thousand_characters(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_csv_cell_of_200_thousand_characters(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text(f'{HEADER}\nvk,1,"{"ж" * 200_000}"\n', "utf-8")
     assert rejected(glas, db, "x.csv") == [
         "x.csv:2: 'text' is longer than 100,000 characters (200,000)"
@@ -96,7 +97,7 @@ def test_csv_cell_of_200_thousand_characters(glas: Glas, db: Path, tmp_path: Pat
 
 
 def test_csv_cell_over_the_cell_limit_names_the_open_quote(
-    glas: Glas, db: Path, tmp_path: Path
+    glas: Glas, db: str, tmp_path: Path
 ) -> None:
     """A quote never closed in a big file: the cell outgrows the limit before the file ends."""
     filler = ("слово " * 150 + "\n") * (MAX_CELL_CHARS // 900 + 10)
@@ -107,19 +108,19 @@ def test_csv_cell_over_the_cell_limit_names_the_open_quote(
     ]
 
 
-def test_csv_line_over_the_line_limit(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_csv_line_over_the_line_limit(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text(f"{HEADER}\nvk,1,{'x' * MAX_LINE_BYTES}\nvk,2,ok\n", "utf-8")
     assert rejected(glas, db, "x.csv") == [
         f"x.csv:2: the line is longer than {MAX_LINE_BYTES:,} bytes"
     ]
 
 
-def test_csv_header_naming_a_column_twice(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_csv_header_naming_a_column_twice(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("platform,native_id,text,text\nvk,1,a,b\n", "utf-8")
     assert rejected(glas, db, "x.csv") == ["x.csv:1: the header names 'text' more than once"]
 
 
-def test_csv_invalid_utf8_names_its_line(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_csv_invalid_utf8_names_its_line(glas: Glas, db: str, tmp_path: Path) -> None:
     body = f'{HEADER}\nvk,1,"две\n'.encode() + "строки".encode("cp1251") + b'"\nvk,2,ok\n'
     (tmp_path / "x.csv").write_bytes(body)
     assert rejected(glas, db, "x.csv") == [
@@ -127,7 +128,7 @@ def test_csv_invalid_utf8_names_its_line(glas: Glas, db: Path, tmp_path: Path) -
     ]
 
 
-def test_csv_numbers_and_booleans(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_csv_numbers_and_booleans(glas: Glas, db: str, tmp_path: Path) -> None:
     big = "9" * 5000
     (tmp_path / "x.csv").write_text(
         f"{HEADER},metrics,response_seconds,is_complaint\n"
@@ -147,7 +148,7 @@ def test_csv_numbers_and_booleans(glas: Glas, db: Path, tmp_path: Path) -> None:
 
 
 # -- JSON Lines ---------------------------------------------------------------------------------
-def test_jsonl_integer_of_5000_digits(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_integer_of_5000_digits(glas: Glas, db: str, tmp_path: Path) -> None:
     line = post("-1_3").replace('"text"', f'"response_seconds": {"1" * 5000}, "text"')
     (tmp_path / "x.jsonl").write_text(post("-1_4") + line, "utf-8")
     assert rejected(glas, db, "x.jsonl") == [
@@ -156,7 +157,7 @@ def test_jsonl_integer_of_5000_digits(glas: Glas, db: Path, tmp_path: Path) -> N
     ]
 
 
-def test_jsonl_raw_nested_thousands_of_levels(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_raw_nested_thousands_of_levels(glas: Glas, db: str, tmp_path: Path) -> None:
     deep = '{"a": ' * 5000 + "1" + "}" * 5000
     line = post("-1_3").replace('"text"', f'"raw": {deep}, "text"')
     (tmp_path / "x.jsonl").write_text(line, "utf-8")
@@ -165,13 +166,13 @@ def test_jsonl_raw_nested_thousands_of_levels(glas: Glas, db: Path, tmp_path: Pa
     ]
 
 
-def test_jsonl_nesting_at_the_limit_is_read(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_nesting_at_the_limit_is_read(glas: Glas, db: str, tmp_path: Path) -> None:
     """The row is level 1, so a ``raw`` of 63 levels (brackets in a string do not count)
     makes 64: the limit, still read."""
     levels = MAX_JSON_DEPTH - 1
     raw = json.loads('{"a": ' * levels + '"[{ ]}"' + "}" * levels)
     (tmp_path / "x.jsonl").write_text(post("-1_3", raw=raw), "utf-8")
-    result = glas("--db", str(db), "import", "x.jsonl")
+    result = glas("--db", db, "import", "x.jsonl")
     assert result.returncode == 0, result.stderr
     (tmp_path / "y.jsonl").write_text(post("-1_4", raw={"b": raw}), "utf-8")
     assert rejected(glas, db, "y.jsonl") == [
@@ -179,7 +180,7 @@ def test_jsonl_nesting_at_the_limit_is_read(glas: Glas, db: Path, tmp_path: Path
     ]
 
 
-def test_jsonl_nan_and_infinity(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_nan_and_infinity(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text(
         post("-1_3").replace('"text"', '"complaint_score": NaN, "text"')
         + post("-1_4").replace('"text"', '"geo": {"lat": 1e999, "lon": 30}, "text"'),
@@ -191,7 +192,21 @@ def test_jsonl_nan_and_infinity(glas: Glas, db: Path, tmp_path: Path) -> None:
     ]
 
 
-def test_jsonl_invalid_utf8_names_its_line(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_half_a_character(glas: Glas, db: str, tmp_path: Path) -> None:
+    """A lone surrogate escape loads in Python but is no storable text (it crashed with exit
+    70); a pair is one character and fine."""
+    (tmp_path / "x.jsonl").write_text(
+        post("-1_3", raw={"emoji": "😀"})
+        + post("-1_4").replace('"text"', '"raw": {"a": "\\ud800"}, "text"'),
+        "utf-8",
+    )
+    assert '"\\ud83d\\ude00"' in (tmp_path / "x.jsonl").read_text("utf-8")
+    assert rejected(glas, db, "x.jsonl") == [
+        "x.jsonl:2: a \\u escape (U+D800) is half of a character: not valid text"
+    ]
+
+
+def test_jsonl_invalid_utf8_names_its_line(glas: Glas, db: str, tmp_path: Path) -> None:
     start = '{"platform": "vk", "native_id": "-1_4", "text": "'
     bad = start.encode() + "жалоба".encode("cp1251") + b'"}\n'
     (tmp_path / "x.jsonl").write_bytes(post("-1_3").encode() + bad)
@@ -200,14 +215,14 @@ def test_jsonl_invalid_utf8_names_its_line(glas: Glas, db: Path, tmp_path: Path)
     ]
 
 
-def test_jsonl_line_over_the_line_limit(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_line_over_the_line_limit(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text(post("-1_3", "я" * MAX_LINE_BYTES) + post("-1_4"), "utf-8")
     assert rejected(glas, db, "x.jsonl") == [
         f"x.jsonl:1: the line is longer than {MAX_LINE_BYTES:,} bytes"
     ]
 
 
-def test_jsonl_yes_is_no_boolean(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_jsonl_yes_is_no_boolean(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text(
         post("-1_3", is_complaint="yes") + post("-1_4", author_is_official=2), "utf-8"
     )
@@ -217,7 +232,8 @@ def test_jsonl_yes_is_no_boolean(glas: Glas, db: Path, tmp_path: Path) -> None:
     ]
 
 
-def test_the_same_post_twice_names_both_lines(glas: Glas, db: Path, tmp_path: Path) -> None:
+@pytest.mark.both_backends
+def test_the_same_post_twice_names_both_lines(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "x.jsonl").write_text(
         post("-1_3", "первый") + post("-1_4") + post("-1_3", "второй"), "utf-8"
     )
@@ -227,7 +243,7 @@ def test_the_same_post_twice_names_both_lines(glas: Glas, db: Path, tmp_path: Pa
     ]
 
 
-def test_booleans_in_their_written_forms_are_read(glas: Glas, db: Path, tmp_path: Path) -> None:
+def test_booleans_in_their_written_forms_are_read(glas: Glas, db: str, tmp_path: Path) -> None:
     (tmp_path / "b.csv").write_text(
         f"{HEADER},is_complaint,author_is_official\n"
         "vk,10,a,true,0\nvk,11,b,FALSE,1\nvk,12,c,1,false\nvk,13,d,0,True\n",
@@ -239,9 +255,9 @@ def test_booleans_in_their_written_forms_are_read(glas: Glas, db: Path, tmp_path
         "utf-8",
     )
     for name in ("b.csv", "b.jsonl"):
-        result = glas("--db", str(db), "import", name)
+        result = glas("--db", db, "import", name)
         assert result.returncode == 0, result.stderr
-    with open_inbox(str(db)) as box:
+    with open_inbox(db) as box:
         assert isinstance(box, SqlInbox)
         got = box.query(
             "SELECT native_id, author_is_official FROM posts WHERE native_id IN "
