@@ -2,10 +2,10 @@
 
 Each message is ``FILE:LINE: LABEL: what is wrong``. LABEL is the source's id (or
 ``sources[N]`` when it has no usable id), the section (``defaults``, ``official_accounts``,
-``dedupe``, ``routing``, ``privacy``, ``sources``), ``file`` for the file as a whole, or
-``YAML syntax``. LINE is the line of the key for unknown keys, of the value for bad values,
-and of the source's first line for missing fields. Every problem is reported at once, sorted
-by line.
+``dedupe``, ``routing``, ``privacy``, ``sources``), ``file`` for the file as a whole,
+``YAML syntax``, or ``YAML`` for a file over the limits of nesting and aliases. LINE is the
+line of the key for unknown keys, of the value for bad values, and of the source's first line
+for missing fields. Every problem is reported at once, sorted by line.
 """
 
 from __future__ import annotations
