@@ -240,7 +240,7 @@ def _check_privacy_key(config: Any) -> None:
 
 def _config_if_present(args: argparse.Namespace) -> Any:
     """sources.yaml when there is one (its pipeline settings apply to imports too), else None."""
-    return _config(args) if Path(args.sources).is_file() else None
+    return _config(args) if Path(args.sources).exists() else None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -377,6 +377,10 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> Any:
     from crawler.config import ConfigError, load_config
 
+    if Path(args.sources).is_dir():
+        raise CliError(
+            f"{args.sources}: is a directory, not a file (give --sources PATH)", EXIT_CONFIG
+        )
     if not Path(args.sources).is_file():
         raise CliError(
             f"{args.sources}: no such file (give --sources PATH or set GLAS_SOURCES)", EXIT_CONFIG

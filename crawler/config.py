@@ -2,10 +2,10 @@
 
 Each message is ``FILE:LINE: LABEL: what is wrong``. LABEL is the source's id (or
 ``sources[N]`` when it has no usable id), the section (``defaults``, ``official_accounts``,
-``dedupe``, ``routing``, ``privacy``, ``sources``), ``file`` for the file as a whole, or
-``YAML syntax``. LINE is the line of the key for unknown keys, of the value for bad values,
-and of the source's first line for missing fields. Every problem is reported at once, sorted
-by line.
+``dedupe``, ``routing``, ``privacy``, ``sources``), ``file`` for the file as a whole,
+``YAML syntax``, or ``YAML`` for a file over the limits of nesting and aliases. LINE is the
+line of the key for unknown keys, of the value for bad values, and of the source's first line
+for missing fields. Every problem is reported at once, sorted by line.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from crawler.validators import (
     Duration,
     Size,
     check_timezone,
+    contact_address,
     duration_field,
     http_address,
     size_field,
@@ -168,6 +169,11 @@ class Defaults(Strict):
     @classmethod
     def _size(cls, value: Any) -> Any:
         return size_field(value)
+
+    @field_validator("contact")
+    @classmethod
+    def _contact(cls, value: str | None) -> str | None:
+        return contact_address(value) if value is not None else None
 
     @field_validator("vk_api_url")
     @classmethod

@@ -34,7 +34,7 @@ def pydantic_message(loc: tuple, err: dict[str, Any]) -> str:
     name = f"'{field}'" if field else "this"
     if kind == "value_error":
         text = str(err["msg"]).removeprefix("Value error, ")
-        if not field or text.startswith(f"{loc[-1]} "):  # the message names the field itself
+        if not field or text.startswith((f"{loc[-1]} ", f"{loc[-1]}: ")):  # names the field
             return text
         return f"'{field}': {text}"
     limits = {k: f"{v:g}" if isinstance(v, float) else str(v) for k, v in ctx.items()}

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from crawler.importfile import MAX_INT, LineProblem, read_rows
 from crawler.model import PLATFORMS, Post, SourceConfig
 from crawler.pipeline import Ingest
 from crawler.pseudonymise import PrivacySettings
@@ -29,8 +27,11 @@ IGNORED = (
     "first_seen_at",
     "updated_at",
 )
-JSON_FIELDS = ("metrics", "geo", "raw", "topics", "topic_scores", "places")
 MAX_REPORTED = 50
+MAX_TEXT = 100_000  # characters in one text field (a post's text, title, a name, an id)
+BOOLEANS = {"true": True, "false": False, "1": True, "0": False}
+
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 
 
 class ImportFailed(Exception):
@@ -44,34 +45,34 @@ class ImportFailed(Exception):
 class ImportRow(BaseModel):
     """One row of an import file: the Post's fields (``platform``, ``native_id``, ``text``)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
     platform: Literal["vk", "telegram", "rss", "web"]
-    native_id: str = Field(..., min_length=1)
-    text: str
-    source_id: str | None = None
+    native_id: Text = Field(..., min_length=1)
+    text: Text
+    source_id: Text | None = None
     kind: Literal["post", "comment"] = "post"
-    parent: str | None = None
-    url: str | None = None
-    title: str | None = None
-    author_id: str | None = None
-    author_name: str | None = None
+    parent: Text | None = None
+    url: Text | None = None
+    title: Text | None = None
+    author_id: Text | None = None
+    author_name: Text | None = None
     author_is_official: bool = False
     published_at: datetime | None = None
     edited_at: datetime | None = None
-    metrics: dict[str, int] | None = None
+    metrics: dict[str, int] | None = None  # JSON: whole numbers within 64 bits
     geo: dict[str, float] | None = None
-    repost_of: str | None = None
+    repost_of: Text | None = None
     raw: dict[str, Any] | None = None
     complaint_score: float | None = Field(None, ge=0, le=1)
     is_complaint: bool | None = None
-    topics: list[str] | None = None
+    topics: list[Text] | None = None
     topic_scores: dict[str, float] | None = None
     places: list[Any] | None = None
-    municipality: str | None = None
+    municipality: Text | None = None
     answered_at: datetime | None = None
-    answered_by: str | None = None
-    response_seconds: int | None = Field(None, ge=0)
+    answered_by: Text | None = None
+    response_seconds: int | None = Field(None, ge=0, le=MAX_INT)
     deleted_at: datetime | None = None  # set: the post is recorded as deleted
 
     @field_validator("native_id", "author_id", "parent", "repost_of", mode="before")
@@ -79,49 +80,23 @@ class ImportRow(BaseModel):
     def _ids_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
+    @field_validator("author_is_official", "is_complaint", mode="before")
+    @classmethod
+    def _strict_boolean(cls, value: Any) -> Any:
+        """true/false (JSON), 1/0, or the text true, false, 1, 0 (CSV): nothing else."""
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in BOOLEANS:
+            return BOOLEANS[value.strip().lower()]
+        raise ValueError("must be true or false (or 1 or 0)")
+
     def to_post(self) -> Post:
         fields = self.model_dump(exclude={"deleted_at"})
         return Post(
             **{**fields, "source_id": self.source_id or "", "deleted": self.deleted_at is not None}
         )
-
-
-def read_rows(path: Path, fmt: str) -> Iterator[tuple[int, dict[str, Any] | str]]:
-    """Yield ``(line, row)``; a row that cannot be read at all comes as an error string."""
-    if fmt == "jsonl":
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            for number, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, f"not valid JSON: {exc.msg} (column {exc.colno})"
-                    continue
-                yield number, row if isinstance(row, dict) else "expected a JSON object"
-        return
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        reader = csv.DictReader(fh)
-        start = 2
-        for record in reader:
-            number, start = start, reader.line_num + 1
-            if None in record:
-                yield number, "more cells than columns in the header"
-                continue
-            row: dict[str, Any] = {}
-            problem = None
-            for key, value in record.items():
-                if value is None or value == "":
-                    continue
-                if key in JSON_FIELDS:
-                    try:
-                        row[key] = json.loads(value)
-                    except json.JSONDecodeError:
-                        problem = f"'{key}': not valid JSON: {value[:40]!r}"
-                        break
-                else:
-                    row[key] = value
-            yield number, problem or row
 
 
 def parse_row(row: dict[str, Any]) -> Post | list[str]:
@@ -140,6 +115,12 @@ def parse_row(row: dict[str, Any]) -> Post | list[str]:
                 problems.append(f"missing required field '{field}'")
             elif err["type"] == "literal_error" and field == "platform":
                 problems.append(f"'platform' must be one of {', '.join(PLATFORMS)}")
+            elif err["type"] == "string_too_long":
+                found = len(err["input"])
+                problems.append(f"'{field}' is longer than {MAX_TEXT:,} characters ({found:,})")
+            elif err["type"] == "value_error":
+                text = str(err["msg"]).removeprefix("Value error, ")
+                problems.append(f"'{field}' {text}, found {err['input']!r}")
             else:
                 problems.append(f"'{field}': {err['msg']}")
         return problems
@@ -172,12 +153,22 @@ def import_file(
     )
     errors: list[str] = []
     rows = 0
+    first_line: dict[tuple[str, str], int] = {}  # (platform, native_id) → its line
     try:
         with inbox.transaction():
             for number, row in read_rows(path, fmt):
-                rows += 1
+                rows += not isinstance(row, LineProblem)
                 result = row if isinstance(row, str) else parse_row(row)
                 if isinstance(result, Post):
+                    key = (result.platform, result.native_id)
+                    if key in first_line:
+                        errors.append(
+                            f"{path}:{number}: the same post as line {first_line[key]} "
+                            f"(platform {key[0]}, native_id {key[1]!r}): a file holds each "
+                            "post once"
+                        )
+                        continue
+                    first_line[key] = number
                     if not errors:
                         ingest.add(result)
                         if ingest.invalid:
@@ -195,8 +186,6 @@ def import_file(
             shown.append(f"{path}: … and {len(errors) - MAX_REPORTED} more problems")
         shown.append(f"{path}: nothing imported ({len(errors)} problems in {rows} rows)")
         raise ImportFailed(shown) from None
-    except UnicodeDecodeError as exc:
-        raise ImportFailed([f"{path}: not UTF-8 text ({exc.reason}); save it as UTF-8"]) from None
     except OSError as exc:
         raise ImportFailed([f"{path}: cannot read: {exc.strerror or exc}"]) from None
     return ingest.stored

@@ -1,4 +1,5 @@
-"""Checks of values in sources.yaml: durations, IANA time zones, crontab expressions.
+"""Checks of values in sources.yaml: durations, IANA time zones, crontab expressions,
+addresses.
 
 Each check returns the value (or its parsed form) or raises ValueError with a message an
 operator can act on.
@@ -12,6 +13,7 @@ import re
 import zoneinfo
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import WithJsonSchema
 
@@ -173,10 +175,49 @@ def check_cron(value: str) -> str:
     return value
 
 
+CREDENTIALS_ADVICE = (
+    "credentials in an address are not allowed (the address is stored in the inbox and shown "
+    "in errors); remove 'user:password@': Glas reads public addresses, and secrets go in "
+    "environment variables (e.g. token_env: VK_TOKEN)"
+)
+_CONTROL_OR_SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
+
+
 def http_address(value: str, name: str) -> str:
-    """``value`` if it is an http(s) address; else a ValueError naming the option."""
+    """``value`` if it is an http(s) address with a host, no spaces and no credentials;
+    else a ValueError naming the option. The one check of every option that takes an address.
+
+    A message about credentials never repeats the address (it holds a password).
+    """
+    scheme, has_scheme, rest = value.partition("://")
+    userinfo, at, _ = re.split(r"[/?#]", rest if has_scheme else value, maxsplit=1)[0].rpartition(
+        "@"
+    )
+    if at and (has_scheme or ":" in userinfo):
+        raise ValueError(f"{name}: {CREDENTIALS_ADVICE}")
     if not value.startswith(("http://", "https://")):
         raise ValueError(f"{name} must start with http:// or https:// (got {value!r})")
+    if _CONTROL_OR_SPACE.search(value):
+        raise ValueError(
+            f"{name} must not contain spaces or control characters (got {value!r}); "
+            "write a space in an address as %20"
+        )
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"{name} has a bad port or host (got {value!r})") from None
+    if not parts.hostname:
+        raise ValueError(f"{name} has no host name after {scheme}:// (got {value!r})")
+    return value
+
+
+def contact_address(value: str) -> str:
+    """``defaults.contact``: an http(s) address (checked as every address is) or an e-mail."""
+    if "://" in value or value.startswith(("http:", "https:")):
+        return http_address(value, "contact")
+    if not re.fullmatch(r"(?:mailto:)?[^@\s:/]+@[^@\s/]+\.[^@\s/]+", value):
+        raise ValueError(f"contact must be an http(s) address or an e-mail address (got {value!r})")
     return value
 
 

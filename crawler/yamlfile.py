@@ -1,4 +1,12 @@
-"""Read YAML keeping the line of every key and item, so errors can name ``file:line``."""
+"""Read YAML keeping the line of every key and item, so errors can name ``file:line``.
+
+Two limits keep a hostile or broken file from exhausting memory or recursion, both checked
+while the file is composed (before any alias is expanded): mappings and lists nest at most
+:data:`MAX_DEPTH` levels deep (aliases included), and aliases expand to at most
+:data:`ALIAS_BUDGET` nodes, or :data:`ALIAS_FACTOR` times the nodes written in the file when
+that is more (a "billion laughs" file is refused at once; ``<<: *defaults`` in every source of
+a long file is not).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +20,9 @@ import yaml
 Path_ = tuple[str | int, ...]
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_DEPTH = 100
+ALIAS_BUDGET = 10_000
+ALIAS_FACTOR = 10
 
 
 @dataclass
@@ -88,7 +99,7 @@ def parse_yaml(raw: bytes) -> YamlDocument:
     line_count = len(text.splitlines())
     loader = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text)
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         line, message = _syntax_problem(exc)
@@ -198,6 +209,64 @@ def _token_at(mark: Any) -> str:
         return ""
     match = re.match(r"\*[^\s,\]\}]+", mark.buffer[mark.pointer :])
     return match.group(0) if match else ""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with the composer counting, as it goes: how deep collections nest
+    and how many nodes the aliases stand for (what building the data would expand)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0  # collections open around the node being composed
+        self.written = 0  # nodes written in the file so far
+        self.expanded = 0  # nodes the aliases so far stand for
+        self.shape: dict[int, tuple[int, int]] = {}  # id(node) → (nodes, levels) it holds
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        line = event.start_mark.line + 1
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            nodes, levels = self.shape.get(id(node), (1, 0))  # unknown: an alias to itself
+            if self.depth + levels > MAX_DEPTH:
+                raise YamlProblem(line, _too_deep(), label="YAML")
+            self.expanded += nodes
+            budget = max(ALIAS_BUDGET, ALIAS_FACTOR * self.written)
+            if self.expanded > budget:
+                raise YamlProblem(
+                    line,
+                    f"too many alias expansions: the aliases up to here stand for "
+                    f"{self.expanded:,} nodes; at most {ALIAS_BUDGET:,} (or {ALIAS_FACTOR} "
+                    "times the nodes written in the file) are allowed",
+                    label="YAML",
+                )
+            return node
+        collection = isinstance(event, yaml.CollectionStartEvent)
+        if collection:
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise YamlProblem(line, _too_deep(), label="YAML")
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= collection
+        self.written += 1
+        nodes, levels = 1, 0
+        if collection:
+            children = node.value
+            if isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            for child in children:
+                child_nodes, child_levels = self.shape.get(id(child), (1, 0))
+                nodes += child_nodes
+                levels = max(levels, child_levels)
+            levels += 1
+        self.shape[id(node)] = (nodes, levels)
+        return node
+
+
+def _too_deep() -> str:
+    return f"nested more than {MAX_DEPTH} levels (mappings and lists inside each other)"
 
 
 _BROKEN = object()

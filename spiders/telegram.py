@@ -26,7 +26,7 @@ from telethon import errors
 from telethon.tl import types
 
 from crawler.model import Checkpoint, Post, SourceConfig, SourceError, SourceInfo
-from crawler.validators import Duration, duration_field
+from crawler.validators import Duration, duration_field, http_address
 from spiders.base import Collection
 from spiders.telegram_gateway import (
     ENV_SESSION,
@@ -91,6 +91,8 @@ class Options(SourceConfig):
             raise ValueError("channel must be a username such as gorod_n or a numeric id")
         if isinstance(value, int):
             return value
+        if "://" in value:
+            http_address(value.strip(), "channel")  # the address form: no credentials
         text = _LINK.sub("", value.strip()).lstrip("@").split("?")[0].strip("/")
         if re.fullmatch(r"-?\d+", text):
             return int(text)

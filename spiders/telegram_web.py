@@ -37,6 +37,8 @@ EDITED_MEMORY = 200  # edited posts whose first-seen time the cursor keeps (newe
 def normalise_channel(value: str) -> str:
     """The username in ``@name``, ``name``, ``https://t.me/name`` or ``t.me/s/name``."""
     text = value.strip()
+    if "://" in text:
+        http_address(text, "channel")  # the address form: no credentials, no spaces
     match = _URL_FORM.match(text)
     if match:
         text = match.group("rest").strip("/")

@@ -20,6 +20,7 @@ from parsel import Selector
 from crawler.model import Post
 
 _DATA_POST = re.compile(r"^(?P<channel>[A-Za-z0-9_]+)/(?P<id>\d+)$")
+_USERNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{3,31}$")
 _VIEWS = re.compile(r"^(?P<number>\d+(?:[.,]\d+)?)\s*(?P<suffix>[KkMmBb]?)$")
 _EDITED = re.compile(r"\b(?:edited|изменено)\b", re.IGNORECASE)
 _BACKGROUND = re.compile(r"background-image:\s*url\(['\"]?(?P<url>[^'\")]+)['\"]?\)")
@@ -132,6 +133,12 @@ def message_to_post(message: Selector, data_post: str, page_url: str) -> Post:
     preview = _link_preview(message)
     if preview:
         raw["link_preview"] = preview
+    links = _links(text_node[:1], page_url)
+    if links:
+        raw["links"] = links
+    buttons = _links(message.css(".tgme_widget_message_inline_keyboard"), page_url)
+    if buttons:
+        raw["buttons"] = buttons
     return Post(
         platform="telegram",
         native_id=post_key(data_post),
@@ -143,7 +150,7 @@ def message_to_post(message: Selector, data_post: str, page_url: str) -> Post:
         published_at=_time(when),
         metrics={"views": views} if views is not None else {},
         geo=_geo(message),
-        repost_of=(forwarded.get("post") or forwarded.get("name")) if forwarded else None,
+        repost_of=_repost_of(forwarded),
         raw=raw,
     )
 
@@ -241,6 +248,8 @@ def _tme_path(href: str) -> str | None:
 
 
 def _forwarded(message: Selector) -> dict[str, str]:
+    """Where a forward comes from: the name shown, the link, and what the link is: a post
+    (``post``: ``channel/123``) or a profile (``username``, of a person, bot or channel)."""
     box = message.css(".tgme_widget_message_forwarded_from")
     if not box:
         return {}
@@ -251,11 +260,34 @@ def _forwarded(message: Selector) -> dict[str, str]:
     if href:
         found["url"] = href
         path = _tme_path(href)
-        if path:
+        if path and _DATA_POST.match(path):
             found["post"] = post_key(path)
+        elif path and _USERNAME.match(path):
+            found["username"] = path.lower()
     author = _words(box.css(".tgme_widget_message_forwarded_from_author ::text").getall())
     if author:
         found["author"] = author
+    return found
+
+
+def _repost_of(forwarded: dict[str, str]) -> str | None:
+    """``repost_of`` of a forward: the original post when the page links one, else the
+    profile's username in lower case (as the ``telegram`` type stores it), else the name."""
+    if not forwarded:
+        return None
+    return forwarded.get("post") or forwarded.get("username") or forwarded.get("name")
+
+
+def _links(nodes: Selector | Any, page_url: str) -> list[dict[str, str]]:
+    """Every link in ``nodes`` as ``{"text", "url"}`` (absolute), in page order. A hashtag's
+    search link (``?q=%23…``) is left out: its address is the hashtag itself."""
+    found = []
+    for link in nodes.css("a[href]") if nodes else []:
+        href = link.attrib["href"].strip()
+        if not href or href.startswith("?q="):
+            continue
+        text = _words(link.css("::text").getall()) or ""
+        found.append({"text": text, "url": urljoin(page_url, href)})
     return found
 
 
@@ -269,7 +301,8 @@ def _media(message: Selector) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = []
     for node in message.css(
         "a.tgme_widget_message_photo_wrap, a.tgme_widget_message_video_player, "
-        ".tgme_widget_message_document, .tgme_widget_message_voice, "
+        ".tgme_widget_message_roundvideo_player, "
+        ".tgme_widget_message_document, .tgme_widget_message_voice_player, "
         ".tgme_widget_message_sticker, .tgme_widget_message_tgsticker, "
         "a.tgme_widget_message_location_wrap, .tgme_widget_message_poll"
     ):
@@ -281,11 +314,16 @@ def _media(message: Selector) -> list[dict[str, Any]]:
             thumb = node.css(".tgme_widget_message_video_thumb::attr(style)").get()
             duration = node.css(".message_video_duration::text").get()
             item = {"kind": "video", "image": _background(thumb), "duration": _words([duration])}
+        elif "tgme_widget_message_roundvideo_player" in classes:
+            thumb = node.css(".tgme_widget_message_roundvideo_thumb::attr(style)").get()
+            duration = node.css(".tgme_widget_message_roundvideo_duration::text").get()
+            item = {"kind": "round_video", "image": _background(thumb)}
+            item["duration"] = _words([duration])
         elif "tgme_widget_message_document" in classes:
-            title = _words(node.css(".tgme_widget_message_document_title ::text").getall())
-            item = {"kind": "audio" if "audio" in classes else "document", "title": title}
-        elif "tgme_widget_message_voice" in classes:
-            item = {"kind": "voice"}
+            item = _document(node)
+        elif "tgme_widget_message_voice_player" in classes:
+            duration = node.css(".tgme_widget_message_voice_duration::text").get()
+            item = {"kind": "voice", "duration": _words([duration])}
         elif classes and classes[0] in (
             "tgme_widget_message_sticker",
             "tgme_widget_message_tgsticker",
@@ -309,6 +347,18 @@ def _media(message: Selector) -> list[dict[str, Any]]:
     if not items and message.css(".message_media_not_supported"):
         items.append({"kind": "unsupported"})
     return items
+
+
+def _document(node: Selector) -> dict[str, Any]:
+    """A file: an audio file when its icon says so (``…_document_icon audio``, beside the
+    title and the performer), else a document (title; the size is in ``…_extra``)."""
+    wrap = node.xpath("ancestor::a[contains(@class, 'tgme_widget_message_document_wrap')][1]")
+    icons = (wrap or node).css(".tgme_widget_message_document_icon::attr(class)").getall()
+    title = _words(node.css(".tgme_widget_message_document_title ::text").getall())
+    if any("audio" in icon.split() for icon in icons):
+        performer = _words(node.css(".tgme_widget_message_document_extra ::text").getall())
+        return {"kind": "audio", "title": title, "performer": performer}
+    return {"kind": "document", "title": title}
 
 
 def _link_preview(message: Selector) -> dict[str, str]:

@@ -140,8 +140,18 @@ def check_env_names(value: str | list[str]) -> str | list[str]:
 
 
 def api_base(defaults: Any = None) -> str:
-    """The API's base address: env GLAS_VK_API_URL, else ``defaults.vk_api_url``, else VK's."""
-    configured = os.environ.get("GLAS_VK_API_URL") or getattr(defaults, "vk_api_url", None)
+    """The API's base address: env GLAS_VK_API_URL, else ``defaults.vk_api_url``, else VK's.
+
+    The environment's value gets the check sources.yaml's addresses get (SourceError if bad)."""
+    from crawler.validators import http_address
+
+    configured = os.environ.get("GLAS_VK_API_URL")
+    if configured:
+        try:
+            http_address(configured, "GLAS_VK_API_URL")
+        except ValueError as exc:
+            raise SourceError(f"environment: {exc}") from None
+    configured = configured or getattr(defaults, "vk_api_url", None)
     return (configured or VK_BASE).rstrip("/")
 
 

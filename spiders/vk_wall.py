@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from crawler.model import Checkpoint, Post, SourceConfig, SourceError, SourceInfo
-from crawler.validators import Duration, duration_field
+from crawler.validators import Duration, duration_field, http_address
 from spiders.vk_client import CallFailed, Unavailable, VkClient, check_env_names
 from spiders.vk_mapping import Names, Officials, comment, flatten, wall_post
 
@@ -70,6 +70,8 @@ class Options(SourceConfig):
             if value == 0:
                 raise ValueError("owner 0 is no wall: use a user id, -community id or a name")
             return value
+        if "://" in value:
+            http_address(value.strip(), "owner")  # the address form: no credentials, no spaces
         text = re.sub(r"^(https?://)?(m\.)?vk\.(com|ru)/", "", value.strip()).strip("/")
         if not re.fullmatch(r"-?\d+|[A-Za-z0-9_.]+", text) or text.strip("-0") == "":
             raise ValueError(f"owner must be a numeric id or a VK screen name (got {value!r})")

@@ -89,6 +89,33 @@ def test_missing_file_is_one_clear_line(glas: Callable) -> None:
     ]
 
 
+def test_a_directory_is_not_a_sources_file(glas: Callable, tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    for args, env in [(("--sources", "conf"), {}), ((), {"GLAS_SOURCES": "conf"})]:
+        result = glas("check", *args, env=glas_env(tmp_path, **env))
+        assert result.returncode == 2
+        assert result.stderr.splitlines() == [
+            "glas: conf: is a directory, not a file (give --sources PATH)"
+        ]
+
+
+def test_a_password_in_an_address_is_never_printed(glas: Callable, tmp_path: Path) -> None:
+    (tmp_path / "sources.yaml").write_text(
+        "sources:\n"
+        "  - id: feed\n"
+        "    type: rss\n"
+        "    url: http://harvester:S3cret-Pa55@feeds.example.ru/rss\n",
+        encoding="utf-8",
+    )
+    result = glas("check")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(
+        "sources.yaml:4: feed: url: credentials in an address are not allowed"
+    )
+    assert "S3cret-Pa55" not in result.stderr + result.stdout
+    assert "environment variable" in result.stderr
+
+
 def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     while "$ref" in node:
         node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]

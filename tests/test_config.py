@@ -8,6 +8,7 @@ missing field; LABEL is the source id, ``sources[N]``, the section, ``file`` or 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,6 +31,11 @@ SECRETS = (
 )
 ID_RULE = (
     "letters, digits, '-', '_' and '.' only, starting with a letter or digit, at most 80 characters"
+)
+CREDENTIALS = (
+    "credentials in an address are not allowed (the address is stored in the inbox and shown "
+    "in errors); remove 'user:password@': Glas reads public addresses, and secrets go in "
+    "environment variables (e.g. token_env: VK_TOKEN)"
 )
 SOURCE_KEYS = (
     "id, type, municipality, schedule, enabled, timezone, timeout, run_limit, max_response_size, "
@@ -476,6 +482,71 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
         ["5: feed: 'max_pages' must be at most 100, found the number 1000"],
     ),
     (
+        "url-without-a-host",
+        """
+        sources:
+          - id: feed
+            type: rss
+            url: 'http://'
+        """,
+        ["4: feed: url has no host name after http:// (got 'http://')"],
+    ),
+    (
+        "url-with-a-space",
+        """
+        sources:
+          - id: page
+            type: html
+            url: "https://adm.example.ru/новости района"
+            item: .news
+        """,
+        [
+            "4: page: url must not contain spaces or control characters "
+            "(got 'https://adm.example.ru/новости района'); write a space in an address as %20"
+        ],
+    ),
+    (
+        "url-with-credentials",  # the password is never repeated
+        """
+        defaults:
+          vk_api_url: https://robot:Vk-PASS-1@vk-proxy.example.ru
+          contact: https://ops:Contact-PASS-2@cur.example.ru/glas
+        sources:
+          - id: feed
+            type: rss
+            url: http://user:Feed-PASS-3@feeds.example.ru/rss
+          - id: tg
+            type: telegram_web
+            channel: gorod_news
+            base_url: https://u:Base-PASS-4@tme-mirror.example.ru
+          - id: wall
+            type: vk_wall
+            owner: https://u:Owner-PASS-5@vk.com/gorod
+        """,
+        [
+            f"2: defaults: vk_api_url: {CREDENTIALS}",
+            f"3: defaults: contact: {CREDENTIALS}",
+            f"7: feed: url: {CREDENTIALS}",
+            f"11: tg: base_url: {CREDENTIALS}",
+            f"14: wall: owner: {CREDENTIALS}",
+        ],
+    ),
+    (
+        "contact-neither-address-nor-e-mail",
+        """
+        defaults:
+          contact: Отдел ЦУР, каб. 5
+        sources:
+          - id: feed
+            type: rss
+            url: https://example.org/rss
+        """,
+        [
+            "2: defaults: contact must be an http(s) address or an e-mail address "
+            "(got 'Отдел ЦУР, каб. 5')"
+        ],
+    ),
+    (
         "enabled-not-a-boolean",
         """
         sources:
@@ -800,6 +871,88 @@ def test_control_character_names_the_line(tmp_path: Path) -> None:
     assert problems(path) == [
         f"{path}:2: YAML syntax: a control character (U+0000) that YAML does not allow"
     ]
+
+
+# -- files made to exhaust memory or recursion: refused at once, at a line -------------------
+def test_billion_laughs_is_refused_before_expanding(tmp_path: Path) -> None:
+    """Ten anchors, each a list of ten aliases of the one before: 10¹⁰ nodes if expanded."""
+    lines = ['x-0: &l0 ["ха", "ха", "ха", "ха", "ха", "ха", "ха", "ха", "ха", "ха"]']
+    lines += [f"x-{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 10)}]" for n in range(1, 10)]
+    path = tmp_path / "sources.yaml"
+    path.write_text("\n".join([*lines, "sources: *l9"]) + "\n", encoding="utf-8")
+    started = time.monotonic()
+    (message,) = problems(path)
+    assert time.monotonic() - started < 5
+    found = re.fullmatch(
+        re.escape(f"{path}:4: YAML: too many alias expansions: the aliases up to here stand for ")
+        + r"([\d,]+)"
+        + re.escape(
+            " nodes; at most 10,000 (or 10 times the nodes written in the file) are allowed"
+        ),
+        message,
+    )
+    assert found, message
+    assert int(found.group(1).replace(",", "")) > 10_000
+
+
+def test_twenty_thousand_nested_brackets(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("sources: " + "[" * 20_000 + "]" * 20_000 + "\n", encoding="utf-8")
+    started = time.monotonic()
+    assert problems(path) == [
+        f"{path}:1: YAML: nested more than 100 levels (mappings and lists inside each other)"
+    ]
+    assert time.monotonic() - started < 5
+
+
+def test_deep_indentation_names_the_line_of_level_101(tmp_path: Path) -> None:
+    path = tmp_path / "sources.yaml"
+    path.write_text("".join(f"{'  ' * n}k{n}:\n" for n in range(300)) + "sources: []\n", "utf-8")
+    assert problems(path) == [
+        f"{path}:101: YAML: nested more than 100 levels (mappings and lists inside each other)"
+    ]
+
+
+@pytest.mark.parametrize(("outer", "refused"), [(40, False), (41, True)])
+def test_nesting_counts_what_an_alias_brings(tmp_path: Path, outer: int, refused: bool) -> None:
+    """An anchor of 60 levels used inside 40 (the file's mapping and 39 lists) makes 100, the
+    limit; one level more is refused at the alias."""
+    inner = "[" * 60 + "]" * 60
+    path = tmp_path / "sources.yaml"
+    path.write_text(
+        f"x-deep: &deep {inner}\nx-use: {'[' * (outer - 1)}*deep{']' * (outer - 1)}\n"
+        "sources:\n  - {id: feed, type: rss, url: https://example.org/rss}\n",
+        encoding="utf-8",
+    )
+    if refused:
+        assert problems(path) == [
+            f"{path}:2: YAML: nested more than 100 levels (mappings and lists inside each other)"
+        ]
+    else:
+        assert [s.id for s in load_config(path).sources] == ["feed"]
+
+
+def test_long_chain_of_merges_is_refused_without_recursion(tmp_path: Path) -> None:
+    lines = ["x-0: &m0 {timeout: 5}"]
+    lines += [f"x-{n}: &m{n} {{<<: *m{n - 1}}}" for n in range(1, 3000)]
+    path = tmp_path / "sources.yaml"
+    path.write_text("\n".join([*lines, "sources: []"]) + "\n", encoding="utf-8")
+    assert problems(path) == [
+        f"{path}:100: YAML: nested more than 100 levels (mappings and lists inside each other)"
+    ]
+
+
+def test_a_shared_anchor_in_thousands_of_sources_loads(tmp_path: Path) -> None:
+    """The alias budget grows with the file: 3,000 sources × a 6-key anchor expand to
+    39,000 nodes, over the 10,000 floor and under ten times what the file writes."""
+    common = "x-common: &common {type: rss, timeout: 10, enabled: true, note: района, "
+    common += "municipality: Тверь, max_pages: 1}"
+    sources = [f"  - {{<<: *common, id: f{n}, url: 'https://e.ru/{n}'}}" for n in range(3000)]
+    path = tmp_path / "sources.yaml"
+    path.write_text("\n".join([common, "sources:", *sources]) + "\n", encoding="utf-8")
+    config = load_config(path)
+    assert len(config.sources) == 3000
+    assert {(s.type, s.timeout, s.municipality) for s in config.sources} == {("rss", 10, "Тверь")}
 
 
 def test_missing_file(tmp_path: Path) -> None:

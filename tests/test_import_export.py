@@ -200,7 +200,7 @@ def test_export_since_seq_returns_exactly_the_changed_rows(
     stats = json.loads(glas("--db", db_url, "stats", "--json").stdout)
     mark = stats["last_seq"]
     changed = [dict(rows[5], text=rows[5]["text"] + " Прошу ускорить!")]
-    write_jsonl(tmp_path / "second.jsonl", rows[:40] + changed + rows[40:])
+    write_jsonl(tmp_path / "second.jsonl", rows[:5] + changed + rows[6:])
     assert glas("--db", db_url, "import", "second.jsonl").returncode == 0
 
     out = glas("--db", db_url, "export", "--since-seq", str(mark))

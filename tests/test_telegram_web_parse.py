@@ -2,13 +2,17 @@
 
 The real page's oracle is its own HTML read with regular expressions, independently of the
 parser. The made-up pages in tests/fixtures/telegram_web/ copy its markup (same classes and
-nesting) for a made-up city channel and add what the real page lacks: albums, forwards,
-signatures, replies, polls, documents, locations, Russian interface words, an empty channel
-and the page t.me shows for a channel without a web preview.
+nesting) for made-up channels and add what the real page lacks: albums, forwards (from a
+channel's post, a profile, a hidden account), signatures, replies, polls, documents, audio
+files, voice messages, round videos, locations, Russian interface words, an empty channel and
+the page t.me shows for a channel without a web preview. The markup of round videos, voice
+messages and audio files follows public captures of t.me/s pages (an audio file: the real
+``tchantest/12`` page in the tchan project's tests).
 """
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +46,10 @@ def real_by_id(real: ParsedPage) -> dict[str, Post]:
     return {p.native_id: p for p in real.posts}
 
 
+ZIMAD = (
+    "https://zimad.com/ru/careers/aso-specialist-kazan-minsk-ulyanovsk-kharkov-gomel-obninsk-"
+    "kaluga-st-petersburg-moscow/?utm_source=telegram&utm_medium=social&utm_campaign=aso-specialist"
+)
 REAL_IDS = [1491, 1492, 1493, 1494, 1495, *range(1497, 1502), *range(1503, 1512)]
 REAL_VIEWS = ["4.4K", "4.4K", "4.8K", "6.2K", "5.3K", "5.6K", "5.2K", "5.6K", "5.6K", "5.4K"]
 REAL_VIEWS += ["5.0K", "5.2K", "5.6K", "5.5K", "5.3K", "4.1K", "3.5K", "4.1K", "1.5K"]
@@ -151,6 +159,68 @@ def test_real_media(real_by_id: dict[str, Post]) -> None:
     }
     with_media = {p for p, post in real_by_id.items() if "media" in post.raw}
     assert with_media == {"xcareers/1501", "xcareers/1508"}
+
+
+def _message_chunks(real_html: str) -> dict[str, str]:
+    """Each message's HTML by its key, cut with plain string operations (not the parser)."""
+    chunks = real_html.split('class="tgme_widget_message_wrap js-widget_message_wrap"')[1:]
+    return {c.split('data-post="', 1)[1].split('"', 1)[0].lower(): c for c in chunks}
+
+
+def _strings(value: object) -> set[str]:
+    if isinstance(value, dict):
+        return set().union(*map(_strings, value.values())) if value else set()
+    if isinstance(value, list):
+        return set().union(*map(_strings, value)) if value else set()
+    return {value} if isinstance(value, str) else set()
+
+
+def test_real_links_keep_their_addresses(real_by_id: dict[str, Post], real_html: str) -> None:
+    """Every link of a message's text, as shown and where it goes (hashtag searches aside)."""
+    for key, chunk in _message_chunks(real_html).items():
+        if key not in real_by_id:
+            continue  # the service message
+        (text,) = re.findall(r'js-message_text" dir="auto">(.*?)</div>', chunk, re.S)
+        hrefs = [html.unescape(h) for h in re.findall(r'<a href="([^"]*)"', text)]
+        expected = [h for h in hrefs if not h.startswith("?q=")]
+        links = real_by_id[key].raw.get("links", [])
+        assert [link["url"] for link in links] == expected, key
+    assert {"text": "Полное описание вакансии", "url": ZIMAD} in real_by_id["xcareers/1495"].raw[
+        "links"
+    ]
+    assert real_by_id["xcareers/1495"].raw["links"][0] == {
+        "text": "",  # the zero-width link that opens the link preview
+        "url": "http://chnly.pro/file/cf505ef9a0ef41d58507cb544ecb0478",
+    }
+
+
+def test_real_inline_buttons(real_by_id: dict[str, Post], real_html: str) -> None:
+    pattern = r'<a class="tgme_widget_message_inline_button[^"]*" href="([^"]*)"'
+    for key, chunk in _message_chunks(real_html).items():
+        if key in real_by_id:
+            buttons = real_by_id[key].raw.get("buttons", [])
+            assert [b["url"] for b in buttons] == re.findall(pattern, chunk), key
+    assert real_by_id["xcareers/1497"].raw["buttons"] == [
+        {"text": "🛎️ Разместить вакансию", "url": "https://xcareers.me/job/"},
+        {"text": "🗂 Разместить резюме", "url": "https://t.me/xCareersChat"},
+    ]
+
+
+def test_real_page_loses_no_address(real_by_id: dict[str, Post], real_html: str) -> None:
+    """Every address a message links (but hashtag searches and the channel's own page) is
+    somewhere in its stored post: 73 links, 39 addresses; 44 links were lost before."""
+    links = 0
+    for key, chunk in _message_chunks(real_html).items():
+        if key not in real_by_id:
+            continue
+        post = real_by_id[key]
+        stored = _strings(post.raw) | {post.url}
+        for href in map(html.unescape, re.findall(r'<a\b[^>]*\bhref="([^"]*)"', chunk)):
+            if href.startswith("?q=") or href == "https://t.me/xCareers":
+                continue
+            links += 1
+            assert href in stored, (key, href)
+    assert links == 73
 
 
 # -- made-up city channel: the newest page ---------------------------------------------------------
@@ -313,6 +383,83 @@ def test_location_gives_geo(by_id: dict[int, Post]) -> None:
     assert by_id[152].geo == {"lat": 56.123456, "lon": 40.654321}
     assert by_id[152].raw["media"][0]["kind"] == "location"
     assert by_id[141].geo is None
+
+
+# -- made-up yard channel: kinds the real page lacks ---------------------------------------------
+YARD = "zarechye_dvor"
+
+
+@pytest.fixture(scope="module")
+def yard() -> dict[int, Post]:
+    page = parse_case("media_and_forwards", f"https://t.me/s/{YARD}", YARD)
+    assert page.problems == [] and page.title == "Заречье: наш двор"
+    return {int(p.native_id.split("/")[1]): p for p in page.posts}
+
+
+def test_round_video_is_its_own_kind(yard: dict[int, Post]) -> None:
+    """Its player carries a "media is too big" fallback: still a round video, not unsupported."""
+    assert yard[301].raw["media"] == [
+        {
+            "kind": "round_video",
+            "image": "https://cdn4.telesco.pe/file/made-up-round-301.jpg",
+            "duration": "0:12",
+            "href": f"https://t.me/{YARD}/301",
+        }
+    ]
+
+
+def test_voice_message_with_its_duration(yard: dict[int, Post]) -> None:
+    assert yard[302].raw["media"] == [
+        {"kind": "voice", "duration": "0:25", "href": f"https://t.me/{YARD}/302"}
+    ]
+    assert yard[302].text == "Голосовое от жительницы: у подъезда 3 снова не убран снег."
+
+
+def test_audio_file_is_audio_with_title_and_performer(yard: dict[int, Post]) -> None:
+    assert yard[303].raw["media"] == [
+        {
+            "kind": "audio",
+            "title": "Гимн Заречья",
+            "performer": "Хор ДК «Заря»",
+            "href": f"https://t.me/{YARD}/303",
+        }
+    ]
+
+
+def test_forward_from_a_profile_is_its_username(yard: dict[int, Post]) -> None:
+    """A profile link is no post: ``repost_of`` is the username in lower case, as the
+    ``telegram`` type stores a forward from a person with a public username."""
+    assert yard[304].repost_of == "ivan_zarechny"
+    assert yard[304].raw["forwarded_from"] == {
+        "name": "Иван с Заречной",
+        "url": "https://t.me/Ivan_Zarechny",
+        "username": "ivan_zarechny",
+    }
+
+
+def test_links_of_the_text_and_the_buttons(yard: dict[int, Post]) -> None:
+    post = yard[305]
+    assert post.text == (
+        "Отключение света 5 марта. Подробнее на сайте, график — "
+        "https://zarechye.example/grafik.pdf.\nВопросы — в бот @zarechye_dvor_bot #свет"
+    )
+    assert post.raw["links"] == [
+        {"text": "Подробнее на сайте", "url": "https://zarechye.example/news/15?from=tg&ref=1"},
+        {
+            "text": "https://zarechye.example/grafik.pdf",
+            "url": "https://zarechye.example/grafik.pdf",
+        },
+        {"text": "@zarechye_dvor_bot", "url": "https://t.me/zarechye_dvor_bot"},
+    ]
+    assert post.raw["buttons"] == [
+        {"text": "Подать заявку", "url": "https://zarechye.example/zayavka"},
+        {"text": "Написать в бот", "url": "https://t.me/zarechye_dvor_bot"},
+    ]
+    assert "links" not in yard[303].raw and "buttons" not in yard[303].raw
+
+
+def test_media_the_page_cannot_show_stays_unsupported(yard: dict[int, Post]) -> None:
+    assert yard[306].raw["media"] == [{"kind": "unsupported"}]
 
 
 # -- pages that are not a channel's posts -------------------------------------------------------

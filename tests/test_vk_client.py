@@ -266,3 +266,20 @@ def test_not_json_is_one_line(vk: VkServer, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(SourceError) as caught:
         client(vk, monkeypatch).call("wall.get", owner_id=OWNER)
     assert str(caught.value) == f"not a VK API answer from {vk.url}/method/wall.get"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("ftp://vk.example", "GLAS_VK_API_URL must start with http:// or https://"),
+        ("http://user:hunter2pass@vk.example", "GLAS_VK_API_URL: credentials"),
+    ],
+)
+def test_a_bad_address_in_the_environment_is_one_line_without_secrets(
+    monkeypatch: pytest.MonkeyPatch, value: str, message: str
+) -> None:
+    monkeypatch.setenv("GLAS_VK_API_URL", value)
+    with pytest.raises(SourceError) as caught:
+        api_base(None)
+    assert str(caught.value).startswith(f"environment: {message}")
+    assert "hunter2pass" not in str(caught.value)
