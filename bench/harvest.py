@@ -144,6 +144,13 @@ def report(scenario: Scenario, usage: Usage, log: Path, wall: float, intervals: 
         f"interval); late p50 {pct(0.5):.2f}s p90 {pct(0.9):.2f}s p99 {pct(0.99):.2f}s "
         f"max {lates[-1] if lates else 0:.1f}s; failed {failed}"
     )
+    kinds = sorted({e["source"].rsplit("-", 1)[0] for e in runs})
+    by_kind = []
+    for kind in kinds:
+        mine = sorted(e["late"] for e in runs if e["source"].rsplit("-", 1)[0] == kind)
+        p99 = mine[min(len(mine) - 1, int(0.99 * len(mine)))]
+        by_kind.append(f"{kind} {len(mine):,} (late p99 {p99:.2f}s)")
+    print(f"{'':>6}  by type: {', '.join(by_kind)}")
     print(
         f"{'':>6}  daemon + workers: peak {usage.peak_rss / 1e6:,.0f} MB resident, CPU "
         f"{usage.cpu_seconds:,.0f} s over {wall:,.0f} s ({usage.cpu_seconds / wall:.0%} of a core)"
@@ -227,9 +234,9 @@ def cpu_per_collection(workdir: Path, sources: int) -> None:
         sim.kill()
 
 
-def scenario_run(scenario: Scenario) -> None:
+def scenario_run(scenario: Scenario, keep: Path | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="glas-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = keep or Path(tmp)
         sim, yaml = start_region(workdir, scenario.sources, scenario.every)
         try:
             from crawler.validators import parse_duration
@@ -244,6 +251,8 @@ def scenario_run(scenario: Scenario) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller and shorter scenarios")
+    parser.add_argument("--only", choices=("region", "fast", "cpu", "idle"), help="one part")
+    parser.add_argument("--keep", type=Path, help="keep the daemon's log and inbox in this folder")
     args = parser.parse_args()
     print(f"== warm harvester (load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)")
     scenarios = (
@@ -251,12 +260,15 @@ def main() -> None:
         if args.quick
         else [Scenario(10_000, "15m", 5), Scenario(1_000, "1m", 3)]
     )
-    for scenario in scenarios:
-        scenario_run(scenario)
-    with tempfile.TemporaryDirectory(prefix="glas-bench-") as tmp:
-        cpu_per_collection(Path(tmp), 100 if args.quick else 300)
-    with tempfile.TemporaryDirectory(prefix="glas-bench-") as tmp:
-        idle_cpu(Path(tmp), 1_000 if args.quick else 10_000)
+    for scenario, part in zip(scenarios, ("region", "fast"), strict=True):
+        if args.only in (None, part):
+            scenario_run(scenario, args.keep)
+    if args.only in (None, "cpu"):
+        with tempfile.TemporaryDirectory(prefix="glas-bench-") as tmp:
+            cpu_per_collection(Path(tmp), 100 if args.quick else 300)
+    if args.only in (None, "idle"):
+        with tempfile.TemporaryDirectory(prefix="glas-bench-") as tmp:
+            idle_cpu(Path(tmp), 1_000 if args.quick else 10_000)
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def hub_settings(defaults: Defaults, sites: dict[str, dict[str, Any]] | None = N
         "LOG_ENABLED": True,
         "LOG_INSTALL_ROOT_HANDLER": False,
         "LOG_LEVEL": "WARNING",
-        "EXTENSIONS": {"scrapy.extensions.logstats.LogStats": None},
+        "EXTENSIONS": {**polite["EXTENSIONS"], "scrapy.extensions.logstats.LogStats": None},
         "WARN_ON_GENERATOR_RETURN_VALUE": False,
         "ITEM_PIPELINES": {},
     }

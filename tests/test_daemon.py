@@ -253,7 +253,12 @@ def test_hot_reload_adds_and_removes_sources_and_keeps_running_on_a_broken_file(
     )
 
     sources.write_text(f"{head}  - {{id: second, type: rss, url: '{replay.url}/second.xml'}}\n")
+    daemon.process.send_signal(signal.SIGHUP)
+    reloaded = time.time()
     daemon.wait_until(lambda: ok_runs(db, "second") >= 1, "the added source collected")
+    added_after = stamp(runs(db, "second")[0]["started_at"]) - reloaded
+    assert added_after <= 1 + 1, "an added source runs within its interval (1s, and a second)"
+    time.sleep(0.5)  # a run of the removed source begun before the reload may still end
     first_runs = len(runs(db, "first"))
 
     sources.write_text(sources.read_text() + "  - id: broken\n    type: rss\n    urll: x\n")
@@ -438,3 +443,49 @@ def test_a_backlog_is_reported_when_the_workers_cannot_keep_up(
     line = next(e for e in daemon.events() if e["event"] == "backlog")
     assert re.fullmatch(r"\d+ collections? late, oldest \d+[smh]", line["message"]), line
     assert line["late"] >= 1 and line["level"] == "warning"
+
+
+def test_sources_of_one_site_share_its_politeness_in_the_daemon(
+    replay: ReplayServer, tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    db = tmp_path / "inbox.db"
+    names = [f"town-{n}" for n in range(10)]
+    for name in names:
+        replay.route(f"/{name}.xml", make_rss(name, 1))
+        replay.fault(f"/{name}.xml", delay=0.3)
+    entries = "\n".join(f"  - {{id: {n}, type: rss, url: '{replay.url}/{n}.xml'}}" for n in names)
+    (tmp_path / "sources.yaml").write_text(
+        "defaults: {request_delay: 0s, per_site: 10, schedule: {every: 1s}}\n"
+        "sites:\n  127.0.0.1: {concurrency: 3}\n"
+        f"sources:\n{entries}\n"
+    )
+    daemon = daemons()
+    daemon.wait_until(lambda: all(ok_runs(db, n) >= 2 for n in names), "every source twice")
+    code, _out, err = daemon.stop()
+    assert code == 0, err
+    assert replay.peak_in_flight == 3, "ten sources of one site: three requests at a time"
+    assert replay.hits("/robots.txt") == 1, "robots.txt once for the site, kept"
+
+
+def test_workers_never_import_from_the_working_directory(
+    replay: ReplayServer, tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    db = tmp_path / "inbox.db"
+    replay.route("/feed.xml", make_rss("feed", 2))
+    for name in ("scrapy.py", "feedparser.py", "json.py"):  # would break any process importing it
+        (tmp_path / name).write_text("raise SystemExit('imported from the working directory')\n")
+    (tmp_path / "crawler").mkdir()
+    (tmp_path / "crawler" / "__init__.py").write_text("raise SystemExit('a stranger crawler')\n")
+    write(
+        tmp_path / "sources.yaml",
+        f"""
+        defaults: {{request_delay: 0s}}
+        sources:
+          - {{id: feed, type: rss, url: "{replay.url}/feed.xml", schedule: {{every: 1s}}}}
+        """,
+    )
+    daemon = daemons()  # cwd is tmp_path: `python -c` without -I would import json.py there
+    daemon.wait_until(lambda: ok_runs(db, "feed") >= 2, "the feed collected twice")
+    code, _out, err = daemon.stop()
+    assert code == 0, err
+    assert "working directory" not in err and "stranger" not in err
