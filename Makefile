@@ -5,16 +5,30 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint bench eval train clean
+.PHONY: setup demo test lint bench eval train constraints clean
 
 setup: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
+# The versions of every dependency are pinned in constraints.txt (tests compare against
+# shipped models and real data: a new numpy or scikit-learn must not change them unseen).
+$(STAMP): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Glas needs Python >= 3.11: run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
+
+# Refresh constraints.txt: the newest versions setup.cfg allows, installed into a fresh
+# temporary venv and frozen (after changing install_requires, or to move to new releases;
+# then run make test).
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev]'
+	{ echo "# Versions 'make setup' installs (pip -c). Regenerate with: make constraints"; \
+	  .venv-constraints/bin/python -m pip freeze --exclude-editable --exclude glas; } > constraints.txt
+	rm -rf .venv-constraints
 
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
@@ -50,4 +64,4 @@ train: $(STAMP)
 	$(BIN)/python bench/train_comments.py
 
 clean:
-	rm -rf $(VENV) demo build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-constraints demo build *.egg-info .pytest_cache .ruff_cache

@@ -402,7 +402,10 @@ def _inbox(args: argparse.Namespace, *, create: bool = True) -> Any:
 
 class _output:
     """stdout, or a file written whole (a temporary name renamed at the end); with
-    ``stream`` (``--follow``) the file itself, written as rows come."""
+    ``stream`` (``--follow``) the file itself, written as rows come.
+
+    A new file gets the mode of :mod:`crawler.filemode` (0600 unless ``GLAS_FILE_MODE``); a
+    file written over keeps its mode. A place that cannot be written is a CliError."""
 
     def __init__(self, path: str | None, *, stream: bool = False) -> None:
         self.path = Path(path) if path else None
@@ -411,21 +414,49 @@ class _output:
     def __enter__(self) -> TextIO:
         if self.path is None:
             return sys.stdout
+        directory = self.path.parent
+        if not directory.is_dir():
+            problem = "does not exist" if not directory.exists() else "is not a directory"
+            raise CliError(f"--output: directory {directory} {problem}", EXIT_CONFIG)
+        if self.path.is_dir():
+            raise CliError(f"--output: {self.path} is a directory", EXIT_CONFIG)
         self.tmp = self.path if self.stream else self.path.with_name(self.path.name + ".part")
-        self.fh = self.tmp.open("w", encoding="utf-8", newline="")
+        try:
+            fd = self._open(self.path, self.tmp)
+        except OSError as exc:
+            raise CliError(
+                f"--output: cannot write {self.path}: {exc.strerror}", EXIT_CONFIG
+            ) from None
+        self.fh = open(fd, "w", encoding="utf-8", newline="")
         return self.fh
 
-    def __exit__(self, kind: type | None, *rest: object) -> None:
+    @staticmethod
+    def _open(path: Path, tmp: Path) -> int:
+        """``tmp`` empty and open for writing, with the mode ``path`` has or is to have."""
+        from crawler.filemode import create_file
+
+        flags = os.O_WRONLY | os.O_TRUNC
+        if tmp == path and path.exists():
+            return os.open(tmp, flags)
+        mode = path.stat().st_mode & 0o777 if path.exists() else None
+        tmp.unlink(missing_ok=True)  # a .part left by a killed export
+        return create_file(tmp, flags, mode)
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, *rest: object) -> None:
         if self.path is None:
             sys.stdout.flush()
             return
-        self.fh.close()
-        if self.stream:
-            return
-        if kind is None:
-            self.tmp.replace(self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+        try:
+            self.fh.close()
+        except OSError as error:
+            kind, exc = type(error), error
+        if not self.stream:
+            if kind is None:
+                self.tmp.replace(self.path)
+            else:
+                self.tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, BrokenPipeError):
+            raise CliError(f"--output: cannot write {self.path}: {exc.strerror or exc}") from None
 
 
 def _human(delta: Any) -> str:
@@ -649,7 +680,9 @@ def setup_logging(
     verbose: int, debug: bool, *, json_lines: bool = False, daemon: bool = False
 ) -> None:
     """Warnings on stderr (``-v`` info, ``-vv`` debug); the daemon and ``--log-json`` log
-    each source's outcome, so they start at info."""
+    each source's outcome, so they start at info. Every record is redacted of secrets."""
+    from crawler.secrets import RedactingFilter
+
     level = logging.WARNING
     if verbose == 1:
         level = logging.INFO
@@ -657,6 +690,7 @@ def setup_logging(
         level = logging.DEBUG
     events = min(level, logging.INFO) if json_lines or daemon else level  # glas's own records
     handler = _StderrHandler()
+    handler.addFilter(RedactingFilter())  # first: no secret reaches a formatter
     if events < level:  # glas's events at info; other libraries' records at the usual level
         handler.addFilter(lambda r: r.levelno >= level or r.name in ("glas.daemon", "glas.run"))
     handler.setLevel(events)  # Scrapy resets its loggers' levels; the handler has the last word
@@ -692,32 +726,46 @@ def main(argv: Iterable[str] | None = None) -> int:
     setup_logging(
         args.verbose, args.debug, json_lines=args.log_json, daemon=args.command == "daemon"
     )
+    from crawler.filemode import FileModeError, file_mode
     from storage import InboxError
 
     try:
+        file_mode()  # a bad GLAS_FILE_MODE stops every command before it writes anything
         return args.func(args)
     except _Reported as exc:
-        print(exc, file=sys.stderr)
+        _say(str(exc))
         return exc.code
     except CliError as exc:
-        print(f"glas: {exc}", file=sys.stderr)
+        _say(f"glas: {exc}")
         return exc.code
+    except FileModeError as exc:
+        _say(f"glas: {exc}")
+        return EXIT_CONFIG
     except InboxError as exc:
-        print(f"glas: inbox: {exc}", file=sys.stderr)
+        _say(f"glas: inbox: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("glas: interrupted; what was stored so far is kept", file=sys.stderr)
+        _say("glas: interrupted; what was stored so far is kept")
         return 130
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:
         if args.debug:
-            raise
-        print(
-            f"glas: internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-            file=sys.stderr,
+            import traceback
+
+            _say(traceback.format_exc().rstrip())
+        _say(
+            f"glas: internal error: {type(exc).__name__}: {exc}"
+            + ("" if args.debug else " (run with --debug for details)")
         )
         return 70
+
+
+def _say(text: str) -> None:
+    """Print a message for the operator on stderr, with every known secret redacted."""
+    from crawler.secrets import redact
+
+    print(redact(text), file=sys.stderr)
 
 
 if __name__ == "__main__":

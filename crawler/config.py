@@ -32,6 +32,7 @@ from crawler.config_messages import (
 from crawler.model import Schedule, SourceConfig, Strict
 from crawler.pseudonymise import PrivacySettings
 from crawler.routing import RoutingSettings, topic_labels
+from crawler.secrets import watch_env
 from crawler.validators import (
     Duration,
     Size,
@@ -306,7 +307,19 @@ def load_config(path: str | Path) -> Config:
             [f"{name}:{line}: {label}: {message}" for line, label, message in ordered]
         )
     assert config is not None
+    watch_env(secret_variables(config))
     return config
+
+
+def secret_variables(config: Config) -> list[str]:
+    """Names of the environment variables sources.yaml says hold secrets (every source's
+    ``token_env``, ``privacy.key_env``): their values are redacted from every message."""
+    names = [config.privacy.key_env]
+    for source in config.sources:
+        token_env = getattr(source, "token_env", None)
+        if token_env:
+            names += [token_env] if isinstance(token_env, str) else list(token_env)
+    return names
 
 
 class _Checker:

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 from crawler.model import SourceConfig
 from crawler.runner import RunSummary
+from crawler.secrets import redact
 from crawler.tables import format_table
 from storage.inbox import RunRecord
 
@@ -35,7 +36,7 @@ class JsonFormatter(logging.Formatter):
             if value is not None or key in ("source", "event"):
                 data[key] = value
         if record.exc_info and record.exc_info[1] is not None:
-            data["error"] = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+            data["error"] = redact(f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}")
         return json.dumps(data, ensure_ascii=False, default=str)
 
 
@@ -75,8 +76,10 @@ class RunReporter:
 
     def finished(self, record: RunRecord) -> None:
         if self.log:
-            _log_record(record)
+            _log_record(record)  # the log handler's filter redacts secrets
             return
+        error = redact(record.error) if record.error else None
+        warnings = [redact(w) for w in record.warnings]
         if self.interactive:
             mark = {"ok": "ok", "interrupted": "STOPPED"}.get(record.status, "FAILED")
             stored = record.stored
@@ -84,21 +87,21 @@ class RunReporter:
                 f"  {mark:6} {record.source_id}: {stored.new} new, {stored.updated} updated, "
                 f"{stored.unchanged} unchanged in {record.duration:.1f}s"
             )
-            if record.error:
-                line += f" — {record.error}"
+            if error:
+                line += f" — {error}"
             print(line, file=self.err, flush=True)
-            for warning in record.warnings:
+            for warning in warnings:
                 print(f"         warning: {warning}", file=self.err)
             return
-        if record.error:
-            print(f"glas: {record.source_id}: failed: {record.error}", file=self.err)
+        if error:
+            print(f"glas: {record.source_id}: failed: {error}", file=self.err)
         elif record.status == "interrupted":
             print(
                 f"glas: {record.source_id}: interrupted before it finished "
                 "(what was stored is kept; the next run starts from the last saved cursor)",
                 file=self.err,
             )
-        for warning in record.warnings:
+        for warning in warnings:
             print(f"glas: {record.source_id}: warning: {warning}", file=self.err)
 
     def summary(self, summary: RunSummary) -> None:

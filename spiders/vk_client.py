@@ -528,7 +528,11 @@ class VkClient:
 
 
 def _message(error: dict[str, Any]) -> str:
-    return str(error.get("error_msg") or "no message").strip().splitlines()[0][:200]
+    """VK's error text, one line, secrets redacted before it is cut (a cut token would pass)."""
+    from crawler.secrets import redact
+
+    text = redact(str(error.get("error_msg") or "no message")).strip()
+    return (text.splitlines() or ["no message"])[0][:200]
 
 
 def _connection_problem(exc: Exception) -> str:

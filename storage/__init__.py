@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crawler.secrets import watch_url
 from storage.inbox import Inbox, InboxError, SchemaOutdated, StoreResult
 
 __all__ = ["Inbox", "InboxError", "SchemaOutdated", "StoreResult", "open_inbox", "sqlite_path"]
@@ -26,7 +27,9 @@ def open_inbox(url: str, *, create: bool = True, check_schema: bool = True) -> I
     """Open the inbox at ``url`` (a file path, ``sqlite:///path`` or ``postgresql://…``).
 
     ``check_schema=False`` opens an inbox of another schema version (for ``glas db upgrade``).
+    A password in ``url`` is redacted from every message from now on.
     """
+    watch_url(url)
     path = sqlite_path(url)
     if path is None:
         from storage.postgres import PostgresInbox

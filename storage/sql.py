@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from crawler.model import Post, SourceConfig
+from crawler.secrets import redact
 from storage.inbox import EXPORT_TABLES, Inbox, InboxError, RunRecord, SchemaOutdated, StoreResult
 from storage.migrations import LATEST, MIGRATIONS, Migration
 from storage.rows import (
@@ -112,10 +113,13 @@ class SqlInbox(Inbox):
                 "run `glas db upgrade`"
             )
         elif version > LATEST:
-            raise InboxError(
-                f"{self.url}: inbox schema is version {version}, newer than this Glas "
-                f"({LATEST}): upgrade Glas"
-            )
+            raise InboxError(self._too_new(version))
+
+    def _too_new(self, version: int) -> str:
+        return (
+            f"{self.url}: inbox schema is version {version}, newer than this Glas knows "
+            f"({LATEST}): upgrade Glas"
+        )
 
     def schema_version(self) -> int:
         if not self._has_table("schema_migrations"):
@@ -124,6 +128,11 @@ class SqlInbox(Inbox):
         return row[0] or 0
 
     def upgrade(self) -> list[str]:
+        current = self.schema_version()
+        if current > LATEST:
+            raise InboxError(self._too_new(current))
+        if current == LATEST:
+            return []  # nothing to write (a read-only inbox stays usable)
         applied: list[str] = []
         with self.transaction():
             self._execute(self.migrations_table_sql)
@@ -556,6 +565,8 @@ class SqlInbox(Inbox):
 
     def finish_run(self, run_id: int, record: RunRecord) -> None:
         now = now_text()
+        error = redact(record.error) if record.error else None
+        warnings = [redact(w) for w in record.warnings]
         with self.transaction():
             self._execute(
                 "UPDATE runs SET finished_at = ?, status = ?, new = ?, updated = ?, unchanged = ?, "
@@ -563,8 +574,8 @@ class SqlInbox(Inbox):
                 (
                     now, record.status, record.stored.new, record.stored.updated,
                     record.stored.unchanged, record.invalid,
-                    dumps(record.warnings) if record.warnings else None,
-                    record.error, round(record.duration, 3), run_id,
+                    dumps(warnings) if warnings else None,
+                    error, round(record.duration, 3), run_id,
                 ),
             )  # fmt: skip
             self._execute(
@@ -587,7 +598,7 @@ class SqlInbox(Inbox):
                 "last_error = CASE WHEN ? THEN NULL ELSE ? END, "
                 "gone = ?, updated_at = ? WHERE source_id = ?",
                 (
-                    now, record.status, ok, now, ok, ok, record.error, int(record.gone), now,
+                    now, record.status, ok, now, ok, ok, error, int(record.gone), now,
                     record.source_id,
                 ),
             )  # fmt: skip
@@ -690,6 +701,7 @@ class SqlInbox(Inbox):
     # -- health (the daemon and `glas status`) ----------------------------------------------
     def abandon_runs(self, source_id: str, pid: int, error: str, since: datetime) -> None:
         now = now_text()
+        error = redact(error)
         with self.transaction():
             cur = self._execute(
                 "UPDATE runs SET status = 'failed', finished_at = ?, error = ? "

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from crawler.filemode import create_file
 from storage.inbox import InboxError
 from storage.migrations import Migration
 from storage.sql import SqlInbox
@@ -35,7 +37,7 @@ class SqliteInbox(SqlInbox):
                 raise InboxError(
                     f"{self.path}: no inbox here (run `glas run` or `glas db upgrade`)"
                 )
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_file()
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -47,18 +49,43 @@ class SqliteInbox(SqlInbox):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
+            directory = self.path.absolute().parent
+            if self.path.is_file() and not os.access(directory, os.W_OK):
+                raise InboxError(
+                    f"{self.path} is read-only (its directory {directory} is read-only, and "
+                    f"SQLite needs to create {self.path.name}-wal and -shm there: {exc})"
+                ) from None
             raise InboxError(f"{self.path}: not a usable SQLite database ({exc})") from None
         self.conn = conn
         self._init_state(check_schema, create)
 
+    def _create_file(self) -> None:
+        """An empty inbox file with the mode of :mod:`crawler.filemode` (SQLite gives its
+        ``-wal`` and ``-shm`` files the same mode); its directory must exist."""
+        directory = self.path.parent
+        if not directory.is_dir():
+            problem = "is not a directory" if directory.exists() else "does not exist"
+            raise InboxError(f"{self.path}: directory {directory} {problem}")
+        try:
+            os.close(create_file(self.path))
+        except FileExistsError:
+            pass  # another process created it just now
+        except OSError as exc:
+            raise InboxError(f"{self.path}: cannot create the inbox ({exc.strerror})") from None
+
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        return self.conn.execute(sql, params)
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+                raise InboxError(f"{self.path} is read-only ({exc})") from None
+            raise
 
     def _begin_write(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._execute("BEGIN IMMEDIATE")
 
     def _has_table(self, name: str) -> bool:
-        found = self.conn.execute(
+        found = self._execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
         ).fetchone()
         return found is not None

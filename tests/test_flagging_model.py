@@ -5,13 +5,14 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from bench.train_flagging import code_of
+from bench.train_flagging import TOLERANCE, code_of, weight_gap
 from flagging import Flagger, FlaggingSettings, LexiconError, flagger, learned, stage
 from flagging.learned import TopicModel
 from tests.conftest import shared
@@ -169,6 +170,19 @@ def test_training_is_deterministic(appeals: list[dict[str, str]]) -> None:
     first, second = fit(texts, labels), fit(texts, labels)
     assert first.vocabulary == second.vocabulary and first.codes == second.codes
     assert np.array_equal(first.coef, second.coef)
+
+
+def test_the_check_allows_float16_rounding_and_nothing_more(model: TopicModel) -> None:
+    """``train_flagging.py --check``: a refit that rounds to the shipped float16 weights is
+    the same model; one weight a hundredth off, or another vocabulary, is not."""
+    step = np.spacing(np.abs(model.coef).astype(np.float16)).astype(np.float32)
+    signs = np.where(np.arange(model.coef.size) % 2, 1, -1).reshape(model.coef.shape)
+    refit = replace(model, coef=model.coef + 0.4 * step * signs)  # within every rounding
+    assert weight_gap(model, refit) <= TOLERANCE
+    refit.coef[7, 2] += 0.01
+    assert weight_gap(model, refit) > TOLERANCE
+    other = replace(model, vocabulary=[*model.vocabulary[:-1], "неизвестное"])
+    assert weight_gap(model, other) == float("inf")
 
 
 def test_signal_weights_must_name_known_signals(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from crawler.lock import AdvisoryLock, AdvisoryLocks
 from crawler.model import Post
 from storage import InboxError, open_inbox
 from storage.postgres import PostgresInbox
-from tests.conftest import MOS_RSS
+from tests.conftest import shared
 from tests.replay import ReplayServer
 
 Glas = Callable[..., subprocess.CompletedProcess[str]]
@@ -31,7 +31,7 @@ VOLATILE = {"id", "first_seen_at", "updated_at", "seq", "cluster_id"}
 
 @pytest.fixture
 def feed_sources(replay: ReplayServer, write_sources: Callable[[str], Path]) -> Path:
-    replay.route("/mos/rss.xml", MOS_RSS.read_bytes())
+    replay.route("/mos/rss.xml", shared("fixtures/rss_mos_ru_news_2022-07-27.xml").read_bytes())
     return write_sources(f"""
         defaults:
           request_delay: 0s

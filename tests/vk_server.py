@@ -147,7 +147,10 @@ class VkServer:
         token: str | None = None,
         **match: Any,
     ) -> None:
-        """Answer ``method`` with API error ``code`` (``times`` times; None = always)."""
+        """Answer ``method`` with API error ``code`` (``times`` times; None = always).
+
+        ``{token}`` in ``message`` becomes the access token of the request: some real errors
+        echo it."""
         with self._lock:
             self._scripts.append(
                 Script(method, code, message, {k: str(v) for k, v in match.items()}, times, token)
@@ -270,7 +273,8 @@ class VkServer:
             extra = {}
             if script.code == 14:
                 extra = {"captcha_sid": "123", "captcha_img": "https://api.vk.ru/captcha.php?sid=1"}
-            raise ApiFailure(script.code, script.message, **extra)
+            message = script.message.replace("{token}", token or "") if script.message else None
+            raise ApiFailure(script.code, message, **extra)
         handler = {
             "wall.get": self._wall_get,
             "wall.getComments": self._get_comments,
