@@ -7,6 +7,8 @@ for a document without a byte-order mark:
 1. a document of ASCII bytes only reads the same in all of them: the declaration, else UTF-8;
 2. a document that is valid UTF-8 is UTF-8 (text in a single-byte encoding practically never
    is, so a wrong declaration cannot garble a UTF-8 document);
+   a document with fewer than :data:`MIN_EVIDENCE` non-ASCII bytes keeps a declaration that
+   decodes it (a lone "€" is no evidence);
 3. otherwise charset-normalizer weighs the declared encodings against the plausible ones
    (:data:`PLAUSIBLE`) on the document's non-ASCII words: a declaration is kept when it reads
    about as well as the best guess (within :data:`MARGIN` of its "mess" ratio), else the best
@@ -31,8 +33,9 @@ SERVER_DEFAULTS = frozenset({"iso-8859-1", "latin-1", "latin1", "us-ascii", "asc
 MARGIN = 0.05  # mess ratios this close read "about as well"
 UNSURE_MESS = 0.1  # a best guess messier than this is unsure whatever the others do
 SAMPLE_BYTES = 65_536
-BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+MIN_EVIDENCE = 8  # non-ASCII bytes needed to overrule a declaration that decodes
 
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 _NON_ASCII_WORD = re.compile(rb"""[^\s<>"'=&;]*[\x80-\xff][^\s<>"'=&;]*""")
 _CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", re.IGNORECASE)
 
@@ -88,6 +91,13 @@ def read_as(body: bytes, declared: Iterable[str | None] = ()) -> Reading:
     else:
         return Reading("utf-8")
     sample = b" ".join(_NON_ASCII_WORD.findall(body))[:SAMPLE_BYTES]
+    if len(sample.translate(None, _HIGH_BYTES)) + MIN_EVIDENCE > len(sample):
+        for name in names:  # a few odd bytes are no evidence against a declaration
+            try:
+                body.decode(name)
+            except UnicodeDecodeError:
+                continue
+            return Reading(name)
     candidates = list(dict.fromkeys([*names, *PLAUSIBLE]))
     matches = sorted(
         charset_normalizer.from_bytes(sample, cp_isolation=candidates),

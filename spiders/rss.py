@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import codecs
 import hashlib
 import html.entities
 import json
@@ -20,7 +21,7 @@ from pydantic import Field, field_validator
 from crawler.model import Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.validators import http_address
 from spiders.base import GlasSpider
-from spiders.charsets import BOMS, charset_of, codec_name, declared_by_server, read_as
+from spiders.charsets import charset_of, declared_by_server, read_as
 
 
 class Options(SourceConfig):
@@ -114,18 +115,19 @@ def parse_feed(
 
 
 def _read(body: bytes, url: str, content_type: str | None) -> tuple[Any, str | None]:
-    """feedparser's reading of the document, in the right encoding and past HTML entities.
+    """feedparser's reading of the document, in the right encoding and past HTML entities;
+    also the encoding when it was an unsure guess.
 
     feedparser decodes by the declarations and falls back to windows-1252, so an undeclared
-    windows-1251 or KOI8-R feed would come out garbled: when :func:`spiders.charsets.read_as`
-    picks another encoding than feedparser used, the document is parsed again as UTF-8.
-    HTML entities such as ``&laquo;`` are not XML: a document that fails only on them is
-    parsed again with them written as character references. Also returns the encoding when
-    it was an unsure guess.
+    windows-1251 or KOI8-R feed would come out garbled: a document with non-ASCII bytes is
+    decoded as :func:`spiders.charsets.read_as` says and handed over as UTF-8. HTML entities
+    such as ``&laquo;`` are not XML (feedparser would call the feed malformed): they are
+    written as character references.
     """
-    parsed = _feedparser(body, url, content_type)
     uncertain = None
-    if not body.isascii() and not body.startswith(BOMS):
+    bom = body.startswith(codecs.BOM_UTF8)  # feedparser reads it so
+    ascii_markup = _ascii_markup(body.removeprefix(codecs.BOM_UTF8))
+    if ascii_markup and not bom and not body.isascii():
         declared = _XML_ENCODING.match(body[:1024])
         reading = read_as(
             body,
@@ -134,18 +136,20 @@ def _read(body: bytes, url: str, content_type: str | None) -> tuple[Any, str | N
                 declared.group(1).decode() if declared else None,
             ],
         )
-        if codec_name(parsed.get("encoding")) != reading.encoding:
-            text = body.decode(reading.encoding, errors="replace")
-            body = _XML_ENCODING_TEXT.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
-            content_type = f"{(content_type or 'application/xml').split(';', 1)[0]}; charset=utf-8"
-            parsed = _feedparser(body, url, content_type)
+        text = body.decode(reading.encoding, errors="replace")
+        body = _XML_ENCODING_TEXT.sub(r"\1\2utf-8\2", text, count=1).encode("utf-8")
+        content_type = f"{(content_type or 'application/xml').split(';', 1)[0]}; charset=utf-8"
         uncertain = None if reading.sure else reading.encoding
-    exc = parsed.get("bozo_exception")
-    if exc is not None and "undefined entity" in str(exc):
-        fixed = _html_entities_as_references(body)
-        if fixed != body:
-            parsed = _feedparser(fixed, url, content_type)
-    return parsed, uncertain
+    if ascii_markup:
+        body = _html_entities_as_references(body)
+    return _feedparser(body, url, content_type), uncertain
+
+
+def _ascii_markup(body: bytes) -> bool:
+    """Whether the document's markup is in ASCII bytes (not UTF-16/32 or EBCDIC, which
+    feedparser recognises by their byte-order marks or by how ``<?xml`` looks in them)."""
+    head = body[:1024]
+    return head.lstrip()[:1] == b"<" and b"\x00" not in head
 
 
 def _feedparser(body: bytes, url: str, content_type: str | None) -> Any:
@@ -234,24 +238,30 @@ def entry_id(raw: dict[str, Any], scope: str) -> str:
     """The post id of an entry (``raw`` as :func:`_raw` gives it).
 
     A guid (or, without one, a link) that is an absolute http(s) address is the id as it is:
-    an address names one page, so two feeds announcing it announce one item. Any other guid
-    (``123``, ``tag:…``, ``urn:uuid:…``) is unique only within its feed: ``<scope>#<guid>``.
+    an address names one page, so two feeds announcing it announce one item; but a site's
+    home page names no item (broken feeds link every entry to it). Any other guid (``123``,
+    ``tag:…``, ``urn:uuid:…``) is unique only within its feed: ``<scope>#<guid>``.
     An entry with neither is ``<scope>#sha1:<digest>`` of all its own fields (title, texts,
     dates, author, tags, enclosures), never of its position, which changes as entries are
     added; entries equal in all of them cannot be told apart and are one post.
     """
     ident = (raw.get("id") or raw.get("link") or "").strip()
-    if ident and is_web_address(ident):
+    if ident and is_item_address(ident):
         return ident
     if ident:
         return f"{scope}#{ident}"
     return f"{scope}#sha1:{_digest(raw)}"
 
 
-def is_web_address(value: str) -> bool:
-    """An absolute http(s) URL with a host (no spaces)."""
+def is_item_address(value: str) -> bool:
+    """An absolute http(s) URL with a host (no spaces) and more than the site's root."""
     parts = urlsplit(value)
-    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc) and " " not in value
+    return (
+        parts.scheme.lower() in ("http", "https")
+        and bool(parts.netloc)
+        and " " not in value
+        and bool(parts.path.strip("/") or parts.query or parts.fragment)
+    )
 
 
 def _distinct_ids(posts: list[Post]) -> list[Post]:

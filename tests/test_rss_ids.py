@@ -103,15 +103,27 @@ def test_entries_equal_in_every_field_are_one_post() -> None:
 
 
 def test_entries_sharing_a_link_within_one_feed_stay_apart_and_stable() -> None:
-    """A feed linking every entry to its home page: each entry keeps its own id."""
-    home = "<link>https://uprava.example/</link>"
-    items = [f"{home}<title>Объявление {n}</title>" for n in range(3)]
+    """A feed linking every entry to its news section: each entry keeps its own id."""
+    section = "<link>https://uprava.example/news/</link>"
+    items = [f"{section}<title>Объявление {n}</title>" for n in range(3)]
     found = ids(rss(*items))
     assert len(set(found)) == 3
-    assert all(i.startswith("https://uprava.example/#sha1:") for i in found)
-    assert ids(rss(f"{home}<title>Новое</title>", *items))[1:] == found
+    assert all(i.startswith("https://uprava.example/news/#sha1:") for i in found)
+    assert ids(rss(f"{section}<title>Новое</title>", *items))[1:] == found
     same_twice = ids(rss(items[0], items[0]))
-    assert same_twice == ["https://uprava.example/"] * 2  # a repeated entry is still one
+    assert same_twice == ["https://uprava.example/news/"] * 2  # a repeated entry is still one
+
+
+def test_a_home_page_link_is_no_item_address() -> None:
+    """Two feeds, each with one entry linking to the site's home page: two posts."""
+    assert ids(rss("<link>https://uprava.example/</link><title>a</title>"), A) == [
+        f"{A}#https://uprava.example/"
+    ]
+    assert ids(rss("<guid>http://uprava.example</guid><title>b</title>"), B) == [
+        f"{B}#http://uprava.example"
+    ]
+    for item_address in ("https://uprava.example/?p=5", "https://uprava.example/#n5"):
+        assert ids(rss(f"<link>{item_address}</link>")) == [item_address]
 
 
 def test_entry_id_of_raw_fields() -> None:
@@ -125,7 +137,8 @@ def test_entry_id_of_raw_fields() -> None:
 # -- many feeds, two runs ------------------------------------------------------------------------
 def many_feeds() -> dict[str, bytes]:
     """Twelve feeds in the shapes that collided: numeric guids in every feed, entries with
-    nothing but a date, home-page links, one page announced by all of them."""
+    nothing but a date, entries sharing a section link, one entry linking to the city's home
+    page in each, one page announced by all of them."""
     feeds = {}
     for n in range(12):
         items = [
@@ -135,13 +148,14 @@ def many_feeds() -> dict[str, bytes]:
         ]
         items += [f"<pubDate>Mon, 02 Mar 2026 1{k}:00:00 +0300</pubDate>" for k in range(2)]
         items += [
-            f"<link>https://uprava{n}.example/</link><title>Объявление {k}</title>"
+            f"<link>https://uprava{n}.example/news/</link><title>Объявление {k}</title>"
             for k in range(2)
         ]
         items.append(
             "<guid>https://city.example/news/1/</guid><title>Городская новость</title>"
             "<description>Одна на всех</description>"
         )
+        items.append(f"<link>https://city.example/</link><title>Объявление управы {n}</title>")
         feeds[f"/u{n}/rss.xml"] = rss(*items)
     return feeds
 
@@ -159,18 +173,18 @@ def test_unchanged_second_run_of_many_feeds_updates_nothing(
     )
     first = glas("run", "--all")
     assert first.returncode == 0, first.stderr
-    # 12 feeds x (3 guids + 2 dated + 2 home-page entries) + 1 shared page.
-    assert "85 new, 0 updated" in first.stdout, first.stdout
+    # 12 feeds x (3 guids + 2 dated + 2 section links + 1 home-page link) + 1 shared page.
+    assert "97 new, 0 updated" in first.stdout, first.stdout
     box = open_inbox(str(tmp_path / "inbox.db"))
     assert isinstance(box, SqlInbox)
     before = box.query("SELECT native_id, seq, updated_at FROM posts ORDER BY native_id")
     last_seq = box.last_seq()
     box.close()
-    assert len(before) == 85
+    assert len(before) == 97
 
     second = glas("run", "--all")
     assert second.returncode == 0, second.stderr
-    assert "0 new, 0 updated, 96 unchanged" in second.stdout, second.stdout
+    assert "0 new, 0 updated, 108 unchanged" in second.stdout, second.stdout
     with open_inbox(str(tmp_path / "inbox.db")) as box:
         assert isinstance(box, SqlInbox)
         assert box.query("SELECT native_id, seq, updated_at FROM posts ORDER BY native_id") == (
@@ -186,8 +200,8 @@ OLD_SHA1 = "sha1:85fbb1141a48ee3ba6115b237e28990b2b0ca233"
 def old_inbox(db_url: str, feed_a: str, feed_b: str) -> None:
     """An inbox at schema version 3, as the old rule left it after collecting two feeds that
     both have guid ``123``: one row (feed b's text over feed a's), an entry without guid or
-    link under its bare hash, a post quoting ``123``, a page both feeds announced, and an
-    imported rss row whose source is in no sources.yaml."""
+    link under its bare hash, a post quoting ``123``, a page both feeds announced, an entry
+    linking to the home page, and an imported rss row whose source is in no sources.yaml."""
     box = open_inbox(db_url, check_schema=False)
     assert isinstance(box, SqlInbox)
     box.upgrade(up_to=LATEST - 1)
@@ -208,6 +222,7 @@ def old_inbox(db_url: str, feed_a: str, feed_b: str) -> None:
             post(OLD_SHA1, "Найден ключ от домофона у третьего подъезда"),
             post("https://city.example/news/1/", "Городская новость для всех управ района"),
             post("124", "Репост новости о воде", repost_of="123"),
+            post("https://uprava-a.example/", "Объявление со ссылкой на главную страницу"),
         ],
     )
     box.store("feed-b", [post("123", "Ремонт дороги на улице Ленина начнется в мае")])
@@ -243,10 +258,11 @@ def test_db_upgrade_scopes_old_ids_keeping_every_row(backend: str, db_url: str, 
             "123": "https://uprava-a.example/rss#123",  # http:// written as https://
             "124": "https://uprava-a.example/rss#124",
             OLD_SHA1: f"https://uprava-a.example/rss#{OLD_SHA1}",
+            "https://uprava-a.example/": "https://uprava-a.example/rss#https://uprava-a.example/",
         }
         # Renamed rows are changes downstream must see: new seqs after the old last one.
         new_seqs = sorted(rows[k][2] for k, v in after_ids.items() if v != before_ids[k])
-        assert new_seqs[0] > last_seq and len(set(new_seqs)) == 3
+        assert new_seqs[0] > last_seq and len(set(new_seqs)) == 4
         assert box.last_seq() >= new_seqs[-1]
         assert box.query("SELECT repost_of FROM posts WHERE native_id LIKE '%#124'") == [
             ("https://uprava-a.example/rss#123",)

@@ -7,6 +7,7 @@ items, and truly malformed feeds (cut short) that must still fail.
 
 from __future__ import annotations
 
+import codecs
 import json
 import sqlite3
 import subprocess
@@ -99,8 +100,9 @@ ITEM = (
 )
 
 
-def test_html_entities_in_an_empty_feed_are_no_malformation() -> None:
-    feed = parse_feed(rss("&laquo;Вести управы&raquo;"), URL, "application/rss+xml")
+@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8], ids=["plain", "byte-order-mark"])
+def test_html_entities_in_an_empty_feed_are_no_malformation(bom: bytes) -> None:
+    feed = parse_feed(bom + rss("&laquo;Вести управы&raquo;"), URL, "application/rss+xml")
     assert (feed.is_feed, feed.problem, feed.posts) == (True, None, [])
     assert feed.title == "«Вести управы»"
 
