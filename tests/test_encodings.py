@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from spiders.charsets import read_as
-from spiders.html_selectors import decode_html
+from spiders.html_selectors import decode_html, read_page
 from spiders.rss import parse_feed
 from tests.conftest import FIXTURES, shared
 from tests.replay import ReplayServer
@@ -217,6 +217,13 @@ def test_windows_1255_header_on_a_windows_1251_page() -> None:
     assert text in decoded.text
 
 
+def test_read_page_names_an_unsure_encoding() -> None:
+    body = "<html><body><p>Прорыв теплотрассы</p></body></html>".encode("cp1251")
+    page_read, uncertain = read_page(body, "https://a.example/", None, None)
+    assert (page_read.css("p::text").get(), uncertain) == ("Прорыв теплотрассы", "cp1251")
+    assert read_page(page("koi8-r"), "https://a.example/", None, None)[1] is None
+
+
 def test_right_meta_and_header_are_trusted() -> None:
     assert decode_html(page("koi8-r", meta="koi8-r"), None).encoding == "koi8-r"
     assert decode_html(page("cp1251"), "windows-1251").encoding == "cp1251"
@@ -230,16 +237,29 @@ def test_glas_run_stores_mislabelled_pages_in_russian(
     title, text = HEBREW_SAFE
     hebrew = page("cp1251", title=title, text=text)
     replay.route("/hebrew/", hebrew, content_type="text/html; charset=windows-1255")
+    short = (
+        "<html><body><div class='news'><div class='item'><a href='news/1'>Прорыв трубы</a>"
+        "<p>Прорыв теплотрассы</p></div></div></body></html>"
+    ).encode("cp1251")
+    replay.route("/short/", short, content_type="text/html")
     write_sources(
         DEFAULTS
         + "".join(
             f"  - id: {name}\n    type: html\n    url: {replay.url}/{name}/\n"
             "    item: .news .item\n    text: p\n"
-            for name in ("koi8", "hebrew")
+            for name in ("koi8", "hebrew", "short")
         )
     )
     result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     db = tmp_path / "inbox.db"
-    assert stored(db) == [("hebrew", title, text), ("koi8", TITLE, TEXT)]
+    assert stored(db) == [
+        ("hebrew", title, text),
+        ("koi8", TITLE, TEXT),
+        ("short", "Прорыв трубы", "Прорыв теплотрассы"),
+    ]
     assert warnings_of(db, "koi8") == warnings_of(db, "hebrew") == []
+    assert warnings_of(db, "short") == [
+        f"encoding of {replay.url}/short/ is uncertain: read as cp1251 "
+        "(set `encoding` if that is wrong)"
+    ]

@@ -200,7 +200,8 @@ OLD_SHA1 = "sha1:85fbb1141a48ee3ba6115b237e28990b2b0ca233"
 def old_inbox(db_url: str, feed_a: str, feed_b: str) -> None:
     """An inbox at schema version 3, as the old rule left it after collecting two feeds that
     both have guid ``123``: one row (feed b's text over feed a's), an entry without guid or
-    link under its bare hash, a post quoting ``123``, a page both feeds announced, an entry
+    link under its bare hash, a post quoting ``123`` and a reply to it (feeds have neither:
+    the references are checked all the same), a page both feeds announced, an entry
     linking to the home page, and an imported rss row whose source is in no sources.yaml."""
     box = open_inbox(db_url, check_schema=False)
     assert isinstance(box, SqlInbox)
@@ -222,6 +223,7 @@ def old_inbox(db_url: str, feed_a: str, feed_b: str) -> None:
             post(OLD_SHA1, "Найден ключ от домофона у третьего подъезда"),
             post("https://city.example/news/1/", "Городская новость для всех управ района"),
             post("124", "Репост новости о воде", repost_of="123"),
+            post("125", "Ответ на новость о воде", kind="comment", parent="123"),
             post("https://uprava-a.example/", "Объявление со ссылкой на главную страницу"),
         ],
     )
@@ -257,15 +259,20 @@ def test_db_upgrade_scopes_old_ids_keeping_every_row(backend: str, db_url: str, 
         assert renamed == {
             "123": "https://uprava-a.example/rss#123",  # http:// written as https://
             "124": "https://uprava-a.example/rss#124",
+            "125": "https://uprava-a.example/rss#125",
             OLD_SHA1: f"https://uprava-a.example/rss#{OLD_SHA1}",
             "https://uprava-a.example/": "https://uprava-a.example/rss#https://uprava-a.example/",
         }
         # Renamed rows are changes downstream must see: new seqs after the old last one.
         new_seqs = sorted(rows[k][2] for k, v in after_ids.items() if v != before_ids[k])
-        assert new_seqs[0] > last_seq and len(set(new_seqs)) == 4
+        assert new_seqs[0] > last_seq and len(set(new_seqs)) == 5
         assert box.last_seq() >= new_seqs[-1]
-        assert box.query("SELECT repost_of FROM posts WHERE native_id LIKE '%#124'") == [
-            ("https://uprava-a.example/rss#123",)
+        assert box.query(
+            "SELECT repost_of, parent FROM posts WHERE native_id LIKE '%#124' "
+            "OR native_id LIKE '%#125' ORDER BY native_id"
+        ) == [
+            ("https://uprava-a.example/rss#123", None),
+            (None, "https://uprava-a.example/rss#123"),
         ]
         canonical = {r[0] for r in box.query("SELECT canonical_native_id FROM clusters")}
         assert "123" not in canonical and "https://uprava-a.example/rss#123" in canonical
