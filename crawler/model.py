@@ -52,6 +52,10 @@ class Post:
     # The platform says the item was deleted: storage keeps what was collected before and
     # stamps ``deleted_at``; it is never dropped silently.
     deleted: bool = False
+    # Not a column: which of ``title`` and ``text`` the platform marks as plain text (a feed's
+    # text/plain title); normalisation keeps their "<" and "&" as written instead of reading
+    # them as HTML.
+    plain_fields: tuple[str, ...] = ()
     # Added by the pipeline.
     dedupe_key: str | None = None
     # Not a column: keys (platform, native_id) of earlier posts this one copies, best first,

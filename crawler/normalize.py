@@ -86,10 +86,17 @@ def to_utc(value: datetime | None, zone: tzinfo) -> datetime | None:
 
 
 def normalise(post: Post, zone: tzinfo) -> Post:
-    """Normalise one post in place and return it."""
-    post.text = plain_text(post.text)
+    """Normalise one post in place and return it.
+
+    Title and text are read as HTML unless the post marks them plain (``plain_fields``).
+    """
+    as_text = {
+        name: clean_whitespace if name in post.plain_fields else plain_text
+        for name in ("title", "text")
+    }
+    post.text = as_text["text"](post.text or "")
     if post.title is not None:
-        post.title = clean_whitespace(plain_text(post.title)).replace("\n", " ") or None
+        post.title = clean_whitespace(as_text["title"](post.title)).replace("\n", " ") or None
     if post.author_name is not None:
         post.author_name = clean_whitespace(post.author_name) or None
     post.published_at = to_utc(post.published_at, zone)

@@ -161,6 +161,7 @@ class Spider(GlasSpider):
         self.follow_tally = Tally()
         self.follow_read: list[str] = []  # item pages read, for examples in warnings
         self.order: dict[str, int] = {}  # item URL -> position in the list pages
+        self.encoding_warned = False
         yield self.request(self.options.url, callback=self.parse_page, cb_kwargs={"page": 1})
 
     # list pages
@@ -181,6 +182,7 @@ class Spider(GlasSpider):
             return
         if page == 1:
             yield SourceInfo(title=listing.title, url=self.options.url)
+        self.warn_encoding(response.url, listing.uncertain_encoding)
         for name in listing.misses:
             expr = getattr(self.options, name)
             self.collection.warn(
@@ -255,12 +257,13 @@ class Spider(GlasSpider):
         follow = self.options.follow
         assert follow is not None
         try:
-            found, hits = parse_item_page(
+            found, hits, uncertain = parse_item_page(
                 response.body, response.url, follow, self.options, self.dates, _ctype(response)
             )
         except PageProblem as problem:
             self.collection.warn(f"item skipped: {problem}")
         else:
+            self.warn_encoding(response.url, uncertain)
             self.follow_read.append(item.url or response.url)
             self.follow_tally.add(hits)
             bad = unread_dates(found)
@@ -280,6 +283,15 @@ class Spider(GlasSpider):
             yield from self.after_page()
 
     # bookkeeping
+    def warn_encoding(self, url: str, uncertain: str | None) -> None:
+        """Warn once a run that pages are read in a guessed encoding (set ``encoding``)."""
+        if uncertain and not self.encoding_warned:
+            self.encoding_warned = True
+            self.collection.warn(
+                f"encoding of {url} is uncertain: read as {uncertain} "
+                "(set `encoding` if that is wrong)"
+            )
+
     def emit(self, item: Item) -> Iterator[Post]:
         posts = item_posts(item, self.options.url)
         ident = posts[0].native_id

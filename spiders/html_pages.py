@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from parsel import Selector
 
 from crawler.model import Post
+from spiders.charsets import charset_of
 from spiders.html_dates import DateReader
 from spiders.html_selectors import (
     absolute_url,
     all_text,
-    charset_of,
     first_link,
     first_text,
     read_page,
@@ -66,6 +66,7 @@ class ListPage:
     next_url: str | None
     misses: list[str] = field(default_factory=list)  # selectors that matched in no item
     bad_dates: list[str] = field(default_factory=list)  # date labels that could not be read
+    uncertain_encoding: str | None = None  # the encoding read in, when that was a guess
 
 
 @dataclass
@@ -127,7 +128,7 @@ def parse_list(
     content_type: str | None = None,
 ) -> ListPage:
     """Items of one list page; raises PageProblem when the page is empty or cut short."""
-    page = read_page(body, url, charset_of(content_type), options.encoding)
+    page, uncertain = read_page(body, url, charset_of(content_type), options.encoding)
     nodes = select(page, options.item, relative=False)
     items: list[Item] = []
     tally = Tally()
@@ -153,6 +154,7 @@ def parse_list(
         next_url=absolute_url(url, next_href) if next_href else None,
         misses=tally.silent(),
         bad_dates=bad_dates,
+        uncertain_encoding=uncertain,
     )
 
 
@@ -163,10 +165,11 @@ def parse_item_page(
     options: Options,
     dates: DateReader,
     content_type: str | None = None,
-) -> tuple[Item, dict[str, bool]]:
-    """An item's own page: its fields and which ``follow`` selectors matched."""
-    page = read_page(body, url, charset_of(content_type), options.encoding)
-    return read_fields(page, follow, dates, default_title=False)
+) -> tuple[Item, dict[str, bool], str | None]:
+    """An item's own page: its fields, which ``follow`` selectors matched, and the encoding
+    it was read in when that was a guess (see :func:`read_page`)."""
+    page, uncertain = read_page(body, url, charset_of(content_type), options.encoding)
+    return (*read_fields(page, follow, dates, default_title=False), uncertain)
 
 
 def unread_dates(item: Item) -> list[str]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import codecs
 import re
 from functools import cache
+from typing import NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from cssselect import SelectorError
 from parsel import Selector, SelectorList
 
 from crawler.normalize import clean_whitespace, plain_text
+from spiders.charsets import declared_by_server, read_as
 
 _WHITESPACE = re.compile(r"\s+")
 _XPATH_START = ("/", "./", "(", "..")
@@ -40,10 +42,6 @@ TRACKING_PARAMS = frozenset(
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9._:-]+)""", re.IGNORECASE
 )
-
-
-# Charsets web servers announce by default, whatever the page holds: never trusted.
-_SERVER_DEFAULTS = {"iso-8859-1", "latin-1", "latin1", "us-ascii", "ascii"}
 
 
 class PageProblem(Exception):
@@ -187,54 +185,57 @@ def check_encoding(value: str | None) -> str | None:
         ) from None
 
 
-def decode_html(body: bytes, header_charset: str | None = None, override: str | None = None):
-    """``(text, encoding)`` of an HTML page.
+class Decoded(NamedTuple):
+    """A page's text, the encoding it was read in, and whether that was a sure choice."""
 
-    ``override`` (the source's ``encoding``) wins. Otherwise: a byte-order mark; then UTF-8
+    text: str
+    encoding: str
+    sure: bool = True
+
+
+def decode_html(
+    body: bytes, header_charset: str | None = None, override: str | None = None
+) -> Decoded:
+    """The text of an HTML page.
+
+    ``override`` (the source's ``encoding``) wins. Otherwise a byte-order mark; then UTF-8
     when the body is valid UTF-8 (text in windows-1251 practically never is, so a wrong
     charset header or meta tag cannot garble a UTF-8 page); then the ``<meta>`` charset
-    (written by the site's CMS, more often right than the server's header), the header's
-    charset unless it is a server default (ISO-8859-1, ASCII); windows-1251 as the last
-    resort.
+    (written by the site's CMS, more often right than the server's header) and the header's
+    charset (unless a server default such as ISO-8859-1) when they read about as well as
+    the best guess of :func:`spiders.charsets.read_as`, else that guess (KOI8-R, cp866, …;
+    windows-1251 first among equals).
     """
     if override:
-        return body.decode(override, errors="replace"), override
+        return Decoded(body.decode(override, errors="replace"), override)
     for bom, name in (
         (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"),
         (codecs.BOM_UTF16_BE, "utf-16"),
     ):
         if body.startswith(bom):
-            return body.decode(name, errors="replace"), name
+            return Decoded(body.decode(name, errors="replace"), name)
     meta = _META_CHARSET.search(body[:4096])
-    candidates = ["utf-8", meta.group(1).decode("ascii", "replace") if meta else None]
-    if header_charset and header_charset.lower().replace("_", "-") not in _SERVER_DEFAULTS:
-        candidates.append(header_charset)
-    for name in filter(None, candidates):
-        try:
-            return body.decode(name), codecs.lookup(name).name
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return body.decode("cp1251", errors="replace"), "cp1251"
+    declared = [
+        meta.group(1).decode("ascii", "replace") if meta else None,
+        declared_by_server(header_charset),
+    ]
+    reading = read_as(body, declared)
+    return Decoded(body.decode(reading.encoding, errors="replace"), reading.encoding, reading.sure)
 
 
-def read_page(body: bytes, url: str, header_charset: str | None, override: str | None) -> Selector:
-    """The page as a parsel Selector; PageProblem when it is empty or cut short."""
+def read_page(
+    body: bytes, url: str, header_charset: str | None, override: str | None
+) -> tuple[Selector, str | None]:
+    """The page as a parsel Selector, and the encoding it was read in when that was an
+    unsure guess (None otherwise); PageProblem when it is empty or cut short."""
     if not body.strip():
         raise PageProblem(f"empty page at {url} (no content)")
-    text, _ = decode_html(body, header_charset, override)
+    text, encoding, sure = decode_html(body, header_charset, override)
     lowered = text.lower()
     opened = "<html" in lowered or "<body" in lowered
     if opened and "</html" not in lowered and "</body" not in lowered:
         raise PageProblem(
             f"truncated HTML at {url}: the page ends before </body></html> ({len(body)} bytes)"
         )
-    return Selector(text=text, base_url=url)
-
-
-def charset_of(content_type: str | None) -> str | None:
-    """The charset parameter of a Content-Type header, if any."""
-    if not content_type:
-        return None
-    match = re.search(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]+)", content_type, re.IGNORECASE)
-    return match.group(1) if match else None
+    return Selector(text=text, base_url=url), None if sure else encoding

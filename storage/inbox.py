@@ -67,8 +67,9 @@ class Inbox(abc.ABC):
         """Version of the schema in the database (0 when empty)."""
 
     @abc.abstractmethod
-    def upgrade(self) -> list[str]:
-        """Apply pending migrations; return the names of those applied."""
+    def upgrade(self, up_to: int | None = None) -> list[str]:
+        """Apply pending migrations (up to version ``up_to``, default all); return the names
+        of those applied."""
 
     # -- writing --------------------------------------------------------------------------
     @abc.abstractmethod

@@ -304,4 +304,83 @@ CREATE INDEX posts_repost_of ON posts (platform, repost_of) WHERE repost_of IS N
     ),
 )
 
+
+def _scope_rss_ids(feed_url: str, now: str, find: str, char: str) -> str:
+    """SQL giving RSS posts whose id is no item's web address (guids such as ``123``,
+    ``tag:…``, ``sha1:…`` hashes, a site's home page) the id ``<feed address>#<old id>`` of
+    the current rule (``spiders.rss.entry_id``; ``http://`` written as ``https://``). The
+    feed address comes from the config of the post's source. Every row is kept; posts and
+    cases that point at a renamed post follow it; renamed posts and cases get a new ``seq``.
+    A post whose new id is taken already, or whose source is gone from ``sources``, keeps
+    its id.
+
+    ``feed_url`` is this backend's SQL for the url in ``s.config``, ``now`` its current
+    time, ``find`` and ``char`` its functions for the position of a substring and for a
+    character by code (a literal question mark would be taken for a parameter mark).
+    """
+    scope = (
+        f"CASE WHEN lower(substr({feed_url}, 1, 7)) = 'http://' "
+        f"THEN 'https://' || substr({feed_url}, 8) ELSE {feed_url} END"
+    )
+    rest = f"substr(p.native_id, {find}(p.native_id, '://') + 3)"  # after the scheme
+    site_root = (
+        f"({find}(rtrim({rest}, '/'), '/') = 0 AND {find}({rest}, {char}(63)) = 0 "
+        f"AND {find}({rest}, '#') = 0)"
+    )
+    return f"""
+CREATE TEMP TABLE rss_renamed AS
+SELECT p.id AS post_id, p.native_id AS old_id, {scope} || '#' || p.native_id AS new_id,
+    row_number() OVER (ORDER BY p.id) AS n
+FROM posts AS p JOIN sources AS s ON s.source_id = p.source_id
+WHERE p.platform = 'rss' AND s.type = 'rss' AND {feed_url} IS NOT NULL
+    AND (lower(p.native_id) NOT LIKE 'http://%' AND lower(p.native_id) NOT LIKE 'https://%'
+        OR {site_root});
+DELETE FROM rss_renamed WHERE new_id IN (SELECT native_id FROM posts WHERE platform = 'rss');
+CREATE TEMP TABLE rss_renamed_cases AS
+SELECT c.cluster_id, r.new_id, row_number() OVER (ORDER BY c.cluster_id) AS n
+FROM clusters AS c JOIN rss_renamed AS r ON c.canonical_native_id = r.old_id
+WHERE c.canonical_platform = 'rss';
+UPDATE posts SET parent = (SELECT r.new_id FROM rss_renamed AS r WHERE r.old_id = posts.parent)
+WHERE platform = 'rss' AND parent IN (SELECT old_id FROM rss_renamed);
+UPDATE posts
+SET repost_of = (SELECT r.new_id FROM rss_renamed AS r WHERE r.old_id = posts.repost_of)
+WHERE platform = 'rss' AND repost_of IN (SELECT old_id FROM rss_renamed);
+UPDATE posts SET
+    native_id = (SELECT r.new_id FROM rss_renamed AS r WHERE r.post_id = posts.id),
+    seq = (SELECT value FROM counters WHERE name = 'seq')
+        + (SELECT r.n FROM rss_renamed AS r WHERE r.post_id = posts.id),
+    updated_at = {now}
+WHERE id IN (SELECT post_id FROM rss_renamed);
+UPDATE clusters SET
+    canonical_native_id = (
+        SELECT k.new_id FROM rss_renamed_cases AS k WHERE k.cluster_id = clusters.cluster_id
+    ),
+    seq = (SELECT value FROM counters WHERE name = 'seq')
+        + (SELECT coalesce(max(n), 0) FROM rss_renamed)
+        + (SELECT k.n FROM rss_renamed_cases AS k WHERE k.cluster_id = clusters.cluster_id),
+    updated_at = {now}
+WHERE cluster_id IN (SELECT cluster_id FROM rss_renamed_cases);
+UPDATE counters SET value = value
+    + (SELECT coalesce(max(n), 0) FROM rss_renamed)
+    + (SELECT coalesce(max(n), 0) FROM rss_renamed_cases)
+WHERE name = 'seq';
+DROP TABLE rss_renamed;
+DROP TABLE rss_renamed_cases
+"""
+
+
+MIGRATIONS += (
+    Migration(
+        4,
+        "rss: entry ids other than an item's web address are scoped by their feed's address",
+        _scope_rss_ids(
+            "json_extract(s.config, '$.url')",
+            "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')",
+            "instr",
+            "char",
+        ),
+        _scope_rss_ids("s.config ->> 'url'", "now()", "strpos", "chr"),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version

@@ -127,18 +127,18 @@ class SqlInbox(Inbox):
         row = self._execute("SELECT max(version) FROM schema_migrations").fetchone()
         return row[0] or 0
 
-    def upgrade(self) -> list[str]:
+    def upgrade(self, up_to: int | None = None) -> list[str]:
         current = self.schema_version()
         if current > LATEST:
             raise InboxError(self._too_new(current))
-        if current == LATEST:
+        if current >= (up_to or LATEST):
             return []  # nothing to write (a read-only inbox stays usable)
         applied: list[str] = []
         with self.transaction():
             self._execute(self.migrations_table_sql)
             current = self.schema_version()
             for migration in MIGRATIONS:
-                if migration.version <= current:
+                if migration.version <= current or migration.version > (up_to or LATEST):
                     continue
                 for statement in _statements(self._migration_sql(migration)):
                     self._execute(statement)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from spiders.rss import id_scope
 from storage import InboxError, open_inbox
 from storage.sql import SqlInbox
 from tests.conftest import Background
@@ -90,7 +91,8 @@ def test_sigkill_after_some_batches_then_rerun_stores_every_post_once(
     assert count("SELECT count(*) FROM posts") == 2 * PAGE
     assert count("SELECT count(DISTINCT native_id) FROM posts") == 2 * PAGE
     assert count("SELECT count(DISTINCT seq) FROM posts") == 2 * PAGE
-    served = {f"crash-{n}" for n in range(1, 2 * PAGE + 1)}
+    scope = id_scope(f"{replay.url}/feed/1.xml")
+    served = {f"{scope}#crash-{n}" for n in range(1, 2 * PAGE + 1)}
     stored = {row[0] for row in rows(db_url, "SELECT native_id FROM posts")}
     statuses = [row[0] for row in rows(db_url, "SELECT status FROM runs ORDER BY run_id")]
     [(killed_error,)] = rows(db_url, "SELECT error FROM runs ORDER BY run_id LIMIT 1")

@@ -14,6 +14,7 @@ import pytest
 from parsel import Selector
 from pydantic import ValidationError
 
+from spiders.charsets import charset_of
 from spiders.html import Options
 from spiders.html_dates import DateReader, check_date_format
 from spiders.html_pages import Item, ListPage, item_posts, parse_item_page, parse_list
@@ -21,7 +22,6 @@ from spiders.html_selectors import (
     PageProblem,
     all_text,
     canonical_url,
-    charset_of,
     check_encoding,
     compile_selector,
     decode_html,
@@ -142,29 +142,31 @@ def test_fixture_is_truly_windows_1251() -> None:
 
 @pytest.mark.parametrize("header", [None, "windows-1251", "utf-8", "iso-8859-1"])
 def test_windows_1251_page_is_read_whatever_the_header_says(header: str | None) -> None:
-    text, encoding = decode_html(CP1251_PAGE, header)
+    text, encoding, sure = decode_html(CP1251_PAGE, header)
     assert "Ответ администрации" in text
-    assert encoding == "cp1251"
+    assert (encoding, sure) == ("cp1251", True)
 
 
 def test_utf8_page_labelled_windows_1251_is_read_as_utf8() -> None:
     body = fixture("zarechny/news/1046.html").replace(b'charset="UTF-8"', b'charset="windows-1251"')
-    text, encoding = decode_html(body, "windows-1251")
+    text, encoding, _ = decode_html(body, "windows-1251")
     assert encoding == "utf-8"
     assert "котельной № 3" in text
 
 
 def test_byte_order_mark_wins() -> None:
-    text, encoding = decode_html("<p>Жалоба</p>".encode("utf-8-sig"), "windows-1251")
-    assert (text, encoding) == ("<p>Жалоба</p>", "utf-8-sig")
+    decoded = decode_html("<p>Жалоба</p>".encode("utf-8-sig"), "windows-1251")
+    assert decoded == ("<p>Жалоба</p>", "utf-8-sig", True)
 
 
-def test_encoding_option_overrides_a_lying_site() -> None:
+def test_encoding_option_overrides_the_site_and_the_guess() -> None:
     body = "<html><body><p class='t'>Прорыв теплотрассы</p></body></html>".encode("koi8-r")
-    assert "Прорыв" not in decode_html(body, "windows-1251")[0]
-    assert decode_html(body, "windows-1251", "koi8_r")[0].startswith("<html><body><p class='t'>П")
-    page = read_page(body, "http://a.ru/", "windows-1251", check_encoding("KOI8-R"))
-    assert first_text(page, ".t") == "Прорыв теплотрассы"
+    page, uncertain = read_page(body, "http://a.ru/", "windows-1251", check_encoding("KOI8-R"))
+    assert (first_text(page, ".t"), uncertain) == ("Прорыв теплотрассы", None)
+    # The operator's word is final, even where the guess would read the page better.
+    forced = decode_html(body, "koi8-r", check_encoding("windows-1251"))
+    assert (forced.encoding, forced.sure) == ("cp1251", True)
+    assert "Прорыв" not in forced.text
 
 
 def test_charset_of_content_type() -> None:
@@ -182,7 +184,7 @@ def test_empty_and_truncated_pages_are_problems() -> None:
     assert str(caught.value) == (
         "truncated HTML at http://a.ru/: the page ends before </body></html> (3000 bytes)"
     )
-    assert read_page(b"<p>fragment</p>", "http://a.ru/", None, None).css("p")  # no <html>: fine
+    assert read_page(b"<p>fragment</p>", "http://a.ru/", None, None)[0].css("p")  # no <html>
 
 
 # -- dates ---------------------------------------------------------------------------------------
@@ -367,7 +369,7 @@ def test_zarechny_last_page_has_no_next(zarechny_options: Options) -> None:
 
 def test_zarechny_item_page(zarechny_options: Options) -> None:
     assert zarechny_options.follow is not None
-    found, hits = parse_item_page(
+    found, hits, uncertain = parse_item_page(
         fixture("zarechny/news/1046.html"),
         f"{ZARECHNY}1046.html",
         zarechny_options.follow,
@@ -375,6 +377,7 @@ def test_zarechny_item_page(zarechny_options: Options) -> None:
         DateReader(ZONE),
     )
     assert hits == {"text": True, "author": True}
+    assert uncertain is None  # UTF-8
     assert found.text == (
         "Специалисты МУП «Теплосеть» завершили замену двух сетевых насосов на котельной № 3.\n\n"
         "Жители домов по ул. Северной, 4, 6 и 8 жаловались на холодные батареи с начала недели. "
@@ -432,7 +435,7 @@ def sosnovka_options() -> Options:
 
 def sosnovka_item(number: int, opts: Options) -> tuple[Item, dict[str, bool]]:
     assert opts.follow is not None
-    return parse_item_page(
+    item, hits, _ = parse_item_page(
         fixture(f"sosnovka/priemnaya/vopros-{number}.html"),
         f"{SOSNOVKA}vopros-{number}.html",
         opts.follow,
@@ -440,6 +443,7 @@ def sosnovka_item(number: int, opts: Options) -> tuple[Item, dict[str, bool]]:
         DateReader(ZONE, now=NOW),
         "text/html",
     )
+    return item, hits
 
 
 def test_sosnovka_list(sosnovka_options: Options) -> None:

@@ -287,7 +287,7 @@ def test_import_rows_are_the_post_shape() -> None:
     as_post = {"deleted_at": "deleted"}  # the column records when; the Post says whether
     fields = {as_post.get(name, name) for name in ImportRow.model_fields}
     assert fields <= set(POST_FIELDS)
-    computed = {"dedupe_key", "cluster_id", "is_canonical", "duplicate_of"}
-    assert set(POST_FIELDS) - fields == computed
-    columns = computed - {"duplicate_of"}  # duplicate_of is the pipeline's, never a column
-    assert columns <= set(IGNORED)
+    computed = {"dedupe_key", "cluster_id", "is_canonical"}
+    notes = {"duplicate_of", "plain_fields"}  # the pipeline's and collectors', never columns
+    assert set(POST_FIELDS) - fields == computed | notes
+    assert computed <= set(IGNORED)

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from spiders.rss import id_scope
 from tests.conftest import FIXTURES, Background, shared
 from tests.replay import ReplayServer
 
@@ -499,7 +500,9 @@ def test_paged_feed_follows_rel_next_up_to_max_pages(
     result = glas("run", "--all")
     assert result.returncode == 0, result.stderr
     ids = [r[0] for r in query(db, "SELECT native_id FROM posts WHERE source_id = 'deep'")]
-    assert sorted(ids) == [f"deep-{n}" for n in range(1, 7)]
+    # Ids are scoped by the configured address, not by the page they were read on.
+    scope = id_scope(f"{replay.url}/deep/1.xml")
+    assert sorted(ids) == [f"{scope}#deep-{n}" for n in range(1, 7)]
     assert (replay.hits("/deep/1.xml"), replay.hits("/deep/2.xml")) == (1, 1)
     assert scalar(db, "SELECT count(*) FROM posts WHERE source_id = 'shallow'") == 3
     assert replay.hits("/shallow/2.xml") == 0  # max_pages defaults to 1
