@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/flagging.py
 	$(BIN)/python bench/dedupe.py
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/harvest.py
 
 # Quality of complaint/topic/place flagging on the real data (../shared/data) and the
 # hand-labelled VK comments (tests/data/vk_comment_labels.csv); prints figures.

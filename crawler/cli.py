@@ -710,8 +710,11 @@ def setup_logging(
     # tracebacks) repeat what the source's one line already says: -v shows their warnings,
     # --debug everything.
     quiet = logging.DEBUG if debug else logging.WARNING if verbose else logging.CRITICAL + 1
-    for name in ("scrapy", "twisted", "py.warnings", "glas.hub", "asyncio"):
+    libraries = ("scrapy", "twisted", "py.warnings", "glas.hub", "asyncio")
+    for name in libraries:
         logging.getLogger(name).setLevel(quiet)
+    # Scrapy sets its loggers' levels again when a crawler starts: the handler decides too.
+    handler.addFilter(lambda r: r.levelno >= quiet or not r.name.startswith(libraries))
     logging.getLogger("glas.collect").setLevel(logging.ERROR if level >= logging.WARNING else level)
     for name in ("glas.daemon", "glas.run"):
         logging.getLogger(name).setLevel(events)

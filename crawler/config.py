@@ -249,6 +249,7 @@ class Config:
     ) -> None:
         self.path = path
         self.sites = sites or {}
+        self._by_id: dict[str, SourceConfig] = {}
         self.defaults = defaults
         self.sources = sources
         self.official_accounts = official_accounts
@@ -259,10 +260,9 @@ class Config:
 
     def source(self, source_id: str) -> SourceConfig:
         """The source named ``source_id``; KeyError when there is none."""
-        for source in self.sources:
-            if source.id == source_id:
-                return source
-        raise KeyError(source_id)
+        if len(self._by_id) != len(self.sources):  # the list was changed in place
+            self._by_id = {source.id: source for source in self.sources}
+        return self._by_id[source_id]
 
     @property
     def enabled(self) -> list[SourceConfig]:

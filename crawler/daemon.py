@@ -151,6 +151,7 @@ class Daemon:
         self.deaths: list[float] = []
         self.restart_at = 0.0
         self.late_logged: float | None = None  # when the backlog was last logged
+        self.loading = False  # a changed sources.yaml is being read
         self.workdir = Path(tempfile.mkdtemp(prefix="glas-daemon-"))
         self.snapshot = self.workdir / "sources.yaml"  # the config workers read: last valid
 
@@ -244,6 +245,8 @@ class Daemon:
             worker, message = item
             if worker is not None:
                 self._handle(worker, message)
+            elif message is not None and message.get("ev") == "loaded":
+                self._loaded(message)
             try:
                 item = self.events.get_nowait()
             except queue.Empty:
@@ -655,24 +658,53 @@ class Daemon:
             if forced:
                 log.info("%s: unchanged", self.path, extra=_event("config unchanged"))
             return
+        if self.loading:
+            self.stamp = None  # one reading at a time: look again once this one is done
+            return
+        self.loading = True
+        threading.Thread(target=self._load, args=(data,), name="glas-reload", daemon=True).start()
+
+    def _load(self, data: bytes) -> None:
+        """A thread: read the changed file (seconds for thousands of sources) while the
+        daemon goes on dispatching; the outcome comes back through the event queue."""
         try:
-            config = load_config(self.path)
-        except ConfigError as exc:
+            outcome: Config | ConfigError | Exception = load_config(self.path)
+        except Exception as exc:  # ConfigError, or the file cannot be read
+            outcome = exc
+        self.events.put((None, {"ev": "loaded", "outcome": outcome, "data": data}))
+
+    def _loaded(self, message: dict[str, Any]) -> None:
+        self.loading = False
+        outcome, data = message["outcome"], message["data"]
+        if isinstance(outcome, ConfigError):
             self.digest = hashlib.sha256(data).hexdigest()  # reported once, not every poll
-            for message in exc.messages:
-                log.error(message, extra=_event("config invalid", error=message))
+            for line in outcome.messages:
+                log.error(line, extra=_event("config invalid", error=line))
             log.error(
                 "%s: invalid (%d problem%s); keeping the sources already scheduled",
                 self.path,
-                len(exc.messages),
-                "" if len(exc.messages) == 1 else "s",
-                extra=_event("config invalid", problems=len(exc.messages)),
+                len(outcome.messages),
+                "" if len(outcome.messages) == 1 else "s",
+                extra=_event("config invalid", problems=len(outcome.messages)),
             )
             return
-        if self.path.read_bytes() != data:
+        if isinstance(outcome, Exception):
+            error = f"{type(outcome).__name__}: {outcome}"
+            log.error(
+                "%s: could not reload: %s",
+                self.path,
+                error,
+                extra=_event("config invalid", error=error),
+            )
+            return
+        try:
+            changed = self.path.read_bytes() != data
+        except OSError:
+            changed = True
+        if changed:
             self.stamp = None  # changed while being read: look again at the next poll
             return
-        self._adopt(config, data)
+        self._adopt(outcome, data)
 
     def _adopt(self, config: Config, data: bytes) -> None:
         """Make ``config`` the one workers read and schedule its sources."""

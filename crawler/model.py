@@ -230,7 +230,7 @@ class SourceConfig(Strict):
         few collections of one site running at once). The host of ``url`` or ``base_url``;
         API sources share their platform's (one token pool, one account)."""
         for name in ("url", "base_url"):
-            address = getattr(self, name, None)
+            address = getattr(self, name) if name in type(self).model_fields else None
             if isinstance(address, str):
                 host = urlsplit(address).hostname
                 if host:

@@ -133,14 +133,19 @@ class SiteThrottle(AutoThrottle):
         super()._spider_opened(spider)
         self.sites = self.crawler.settings.getdict("DOWNLOAD_SLOTS")
 
-    def _adjust_delay(self, slot: Any, latency: float, response: Response) -> None:
-        site = self.sites.get(response.meta.get("download_slot"))
+    def _response_downloaded(self, response: Response, request: Request, spider: Any) -> None:
+        key = request.meta.get("download_slot")
+        site = self.sites.get(key) if key is not None else None
         if not site:
-            super()._adjust_delay(slot, latency, response)
+            super()._response_downloaded(response, request, spider)
+            return
+        slot = self.crawler.engine.downloader.slots.get(key)
+        latency = request.meta.get("download_latency")
+        if slot is None or latency is None or request.meta.get("autothrottle_dont_adjust_delay"):
             return
         floor = site.get("delay", self.mindelay)
         target = latency / max(1.0, float(site.get("concurrency", self.target_concurrency)))
-        delay = min(max(floor, max(target, (slot.delay + target) / 2.0)), self.maxdelay)
+        delay = min(max(floor, target, (slot.delay + target) / 2.0), self.maxdelay)
         if response.status != 200 and delay <= slot.delay:
             return
         slot.delay = delay

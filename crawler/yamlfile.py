@@ -97,10 +97,12 @@ def parse_yaml(raw: bytes) -> YamlDocument:
             label="file",
         ) from None
     line_count = len(text.splitlines())
+    node = _compose_fast(text)
     loader = None
     try:
-        loader = _BoundedLoader(text)
-        node = loader.get_single_node()
+        if node is _SLOW:  # the file has a mistake: the pure-Python parser words it best
+            loader = _BoundedLoader(text)
+            node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         line, message = _syntax_problem(exc)
         line = max(1, min(line, line_count))
@@ -211,12 +213,11 @@ def _token_at(mark: Any) -> str:
     return match.group(0) if match else ""
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with the composer counting, as it goes: how deep collections nest
-    and how many nodes the aliases stand for (what building the data would expand)."""
+class _Bounds(yaml.composer.Composer):
+    """A composer counting, as it goes, how deep collections nest and how many nodes the
+    aliases stand for (what building the data would expand); raises :class:`YamlProblem`."""
 
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
+    def start_counting(self) -> None:
         self.depth = 0  # collections open around the node being composed
         self.written = 0  # nodes written in the file so far
         self.expanded = 0  # nodes the aliases so far stand for
@@ -263,6 +264,48 @@ class _BoundedLoader(yaml.SafeLoader):
             levels += 1
         self.shape[id(node)] = (nodes, levels)
         return node
+
+
+_SLOW = object()
+
+
+try:
+    from yaml.cyaml import CParser as _CParser  # libyaml, when PyYAML was built with it
+except ImportError:  # pragma: no cover - PyYAML without libyaml
+    _CParser = object
+
+
+class _CEvents(_Bounds, _CParser, yaml.resolver.Resolver):  # type: ignore[misc]
+    """libyaml's scanner and parser (C, several times faster on a 10,000-source file) under
+    the same bounded composer."""
+
+    def __init__(self, text: str) -> None:
+        _CParser.__init__(self, text)
+        yaml.composer.Composer.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+        self.start_counting()
+
+
+def _compose_fast(text: str) -> Any:
+    """The node tree through libyaml, or ``_SLOW`` when libyaml is missing or the file has a
+    mistake (the pure-Python parser then reports it with its own words and line)."""
+    if _CParser is object:
+        return _SLOW
+    loader = _CEvents(text)
+    try:
+        return loader.get_single_node()
+    except (yaml.YAMLError, YamlProblem):
+        return _SLOW
+    finally:
+        loader.dispose()
+
+
+class _BoundedLoader(_Bounds, yaml.SafeLoader):
+    """PyYAML's pure-Python safe loader under the bounded composer (exact error wording)."""
+
+    def __init__(self, text: str) -> None:
+        yaml.SafeLoader.__init__(self, text)
+        self.start_counting()
 
 
 def _too_deep() -> str:
