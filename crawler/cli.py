@@ -747,6 +747,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     except InboxError as exc:
         _say(f"glas: inbox: {exc}")
         return EXIT_FAILED
+    except _database_errors() as exc:  # locked past its timeout, disk full, server gone
+        _say(f"glas: inbox: {args.db}: {type(exc).__name__}: {exc}")
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _say("glas: interrupted; what was stored so far is kept")
         return 130
@@ -762,6 +765,15 @@ def main(argv: Iterable[str] | None = None) -> int:
             + ("" if args.debug else " (run with --debug for details)")
         )
         return 70
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """The errors of the inbox's database drivers: an operational problem, not a Glas bug."""
+    import sqlite3
+
+    import psycopg
+
+    return (sqlite3.Error, psycopg.Error)
 
 
 def _say(text: str) -> None:

@@ -126,6 +126,7 @@ class Harvester:
         self._lanes: dict[str, Lane] = {}
         self._sessions: dict[str, _Session] = {}
         self._session_lock = threading.Lock()
+        self.stopping = False  # interrupted: a collection starting now stops at once
 
     # -- life cycle -------------------------------------------------------------------------
     async def open(self) -> None:
@@ -161,11 +162,12 @@ class Harvester:
         self.writer.close()
 
     async def interrupt(self) -> None:
-        """Stop every running collection now and wait until each is recorded."""
-        runs = list(self.runs.values())
-        for run in runs:
-            run.stop("interrupted")
+        """Stop every running collection now (and any starting meanwhile); wait until each
+        is recorded."""
+        self.stopping = True
         while self.runs:
+            for run in list(self.runs.values()):
+                run.stop("interrupted")
             await asyncio.sleep(0.01)
 
     def _close_sessions(self) -> None:
@@ -191,6 +193,8 @@ class Harvester:
         run.stopped = asyncio.get_running_loop().create_future()
         self.reporter.started(source)
         timer = asyncio.get_running_loop().call_later(run.limit, run.stop, "limit")
+        if self.stopping:
+            run.stop("interrupted")
         try:
             kind = self.types[source.type]
             if kind.uses_scrapy:
