@@ -93,6 +93,7 @@ class Worker:
     """A worker process and what the daemon knows of it."""
 
     number: int
+    slot: int  # its place among defaults.workers: the sites whose home it is
     process: subprocess.Popen[bytes]
     sock: socket.socket
     began: float = field(default_factory=time.monotonic)
@@ -152,6 +153,7 @@ class Daemon:
         self.restart_at = 0.0
         self.late_logged: float | None = None  # when the backlog was last logged
         self.loading = False  # a changed sources.yaml is being read
+        self.waiting_sites: set[str] = set()  # held until their worker is ready
         self.workdir = Path(tempfile.mkdtemp(prefix="glas-daemon-"))
         self.snapshot = self.workdir / "sources.yaml"  # the config workers read: last valid
 
@@ -182,8 +184,8 @@ class Daemon:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
         self._adopt(config, data)
-        for _ in range(config.defaults.workers):
-            self._start_worker()
+        for slot in range(config.defaults.workers):
+            self._start_worker(slot)
         log.info(
             "started: %d sources scheduled from %s, %d worker%s (pid %d)",
             len(config.enabled),
@@ -290,7 +292,7 @@ class Daemon:
                 self._close_dead_run(source_id)
 
     # -- workers ----------------------------------------------------------------------------
-    def _start_worker(self) -> None:
+    def _start_worker(self, slot: int) -> None:
         parent, child = socket.socketpair()
         command = [sys.executable, "-I", "-c", BOOT, str(PACKAGE_ROOT), "--fd", str(child.fileno())]
         command += ["--sources", str(self.snapshot), "--db", self.db, *self.flags]
@@ -301,7 +303,7 @@ class Daemon:
             start_new_session=True,  # its own process group: the terminal's Ctrl-C is ours
         )
         child.close()
-        worker = Worker(next(self.numbers), process, parent)
+        worker = Worker(next(self.numbers), slot, process, parent)
         self.workers.append(worker)
         threading.Thread(
             target=self._listen, args=(worker,), name=f"glas-worker-{worker.number}", daemon=True
@@ -334,6 +336,10 @@ class Daemon:
             worker.rss = int(message.get("rss") or 0)
             if worker.state == "starting":
                 worker.state = "ready"
+            assert self.queue is not None
+            for site in self.waiting_sites:  # those still without a worker wait again
+                self.queue.release(site)
+            self.waiting_sites.clear()
             log.info(
                 "worker %d ready in %.1fs (pid %d, %s resident)",
                 worker.number,
@@ -385,9 +391,21 @@ class Daemon:
         assert self.config is not None
         if time.monotonic() < self.restart_at:
             return
-        serving = [w for w in self.workers if w.state in ("starting", "ready")]
-        for _ in range(self.config.defaults.workers - len(serving)):
-            self._start_worker()
+        serving = {w.slot for w in self.workers if w.state in ("starting", "ready")}
+        for slot in range(self.config.defaults.workers):
+            if slot not in serving:
+                self._start_worker(slot)
+
+    def _home(self, site: str) -> Worker | None:
+        """The serving worker whose slot is the site's home (a stable hash of its name), so a
+        site's collections go to one worker, and keep going to it after restarts."""
+        assert self.config is not None
+        digest = hashlib.blake2b(site.encode(), digest_size=4).digest()
+        slot = int.from_bytes(digest) % self.config.defaults.workers
+        for worker in self.workers:
+            if worker.slot == slot and worker.state in ("starting", "ready"):
+                return worker
+        return None
 
     def _reap(self, worker: Worker, wait: float) -> int | None:
         """Forget a worker; wait for its exit up to ``wait`` seconds, then kill it."""
@@ -481,9 +499,13 @@ class Daemon:
                 self.queue.finished(source_id)
                 continue
             site = source.site()
-            worker = self.site_owner.get(site) or min(
-                (w for w in self.workers if w.state == "ready"), key=lambda w: len(w.running)
-            )
+            worker = self.site_owner.get(site) or self._home(site)
+            if worker is None or worker.state != "ready":  # its worker is starting: wait
+                self.queue.finished(source_id)
+                self.queue.put(source_id, due, site, self.config.collections_at_once(source))
+                self.queue.hold(site)
+                self.waiting_sites.add(site)
+                continue
             plan = self.plans.get(source_id) or Plan(_at(due), _at(due))
             limit = (source.run_limit or self.config.defaults.run_limit).total_seconds()
             now = datetime.now(UTC)

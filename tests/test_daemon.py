@@ -489,3 +489,33 @@ def test_workers_never_import_from_the_working_directory(
     code, _out, err = daemon.stop()
     assert code == 0, err
     assert "working directory" not in err and "stranger" not in err
+
+
+def test_two_workers_share_the_sites_and_each_site_stays_polite(
+    tmp_path: Path, daemons: Callable[..., Daemon]
+) -> None:
+    db = tmp_path / "inbox.db"
+    with ReplayServer(host="127.0.0.2") as other, ReplayServer() as first:
+        lines = []
+        for server, prefix in ((first, "a"), (other, "b")):
+            for n in range(6):
+                server.route(f"/{prefix}{n}.xml", make_rss(f"{prefix}{n}", 1))
+                server.fault(f"/{prefix}{n}.xml", delay=0.3)
+                lines.append(
+                    f"  - {{id: {prefix}{n}, type: rss, url: '{server.url}/{prefix}{n}.xml'}}"
+                )
+        (tmp_path / "sources.yaml").write_text(
+            "defaults: {request_delay: 0s, per_site: 6, workers: 2, schedule: {every: 1s}}\n"
+            "sites:\n  127.0.0.1: {concurrency: 2}\n  127.0.0.2: {concurrency: 2}\n"
+            "sources:\n" + "\n".join(lines) + "\n"
+        )
+        daemon = daemons("--log-json")
+        ids = [f"{p}{n}" for p in "ab" for n in range(6)]
+        daemon.wait_until(lambda: all(ok_runs(db, i) >= 3 for i in ids), "every source 3 times")
+        code, _out, err = daemon.stop()
+        assert code == 0, err
+        assert first.peak_in_flight == other.peak_in_flight == 2, "politeness per site"
+    pids = {r["pid"] for i in ids for r in runs(db, i)}
+    assert len(pids) == 2, "two warm workers did the work"
+    ready = [e for e in daemon.events() if e["event"] == "worker ready"]
+    assert len(ready) == 2
