@@ -221,3 +221,38 @@ def test_a_collector_that_raises_fails_its_source_only(
 def _no_leftover_signals() -> Iterator[None]:
     yield
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_robots_txt_is_kept_for_its_lifetime_then_fetched_again(
+    replay: ReplayServer,
+    write_sources: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import crawler.hub
+
+    monkeypatch.setattr(crawler.hub, "ROBOTS_TTL", 1.0)  # a day in production
+    replay.route("/feed.xml", make_rss("feed", 2))
+    path = write_sources(f"""
+        defaults: {{request_delay: 0s}}
+        sources:
+          - {{id: feed, type: rss, url: "{replay.url}/feed.xml"}}
+    """)
+    config = load_config(path)
+    inbox = SqliteInbox(tmp_path / "inbox.db")
+    harvester = Harvester(config, inbox)
+
+    async def three_runs() -> list[int]:
+        await harvester.open()
+        seen = []
+        for pause in (0.0, 0.2, 1.2):
+            await asyncio.sleep(pause)
+            await harvester.collect(config.sources[0])
+            seen.append(replay.hits("/robots.txt"))
+        await harvester.close()
+        return seen
+
+    try:
+        assert reactor.run(three_runs) == [1, 1, 2]
+    finally:
+        inbox.close()
