@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -283,3 +285,27 @@ def test_a_bad_address_in_the_environment_is_one_line_without_secrets(
         api_base(None)
     assert str(caught.value).startswith(f"environment: {message}")
     assert "hunter2pass" not in str(caught.value)
+
+
+def test_calls_of_different_sources_waiting_for_one_token_share_an_execute(
+    vk: VkServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = fresh()
+    clients = [client(vk, monkeypatch, token) for _ in range(6)]
+    clients[0].call("groups.getById", group_id=201234567)  # the token's next turn is 1/3 s away
+    answers: dict[int, Any] = {}
+
+    def wall(n: int) -> None:
+        answers[n] = clients[n].call("wall.get", owner_id=OWNER, count=2, offset=n % 2)
+
+    threads = [threading.Thread(target=wall, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(answers) == list(range(6)), "every source got its own answer"
+    assert [a["items"][0]["id"] for n, a in sorted(answers.items())] == [1, 6, 1, 6, 1, 6]
+    top = vk.methods(inner=False)
+    assert top[0] == "groups.getById" and len(top) <= 3, top  # six walls in one or two requests
+    assert "execute" in top
+    assert sum(c.inner for c in vk.calls) >= 5
