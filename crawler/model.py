@@ -73,6 +73,9 @@ class Post:
     answered_at: datetime | None = None
     answered_by: str | None = None
     response_seconds: int | None = None
+    # Added by the pipeline, internal: a digest of the post as collected (see
+    # crawler.unchanged); a later collection bringing the same digest skips every stage.
+    collected_hash: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:

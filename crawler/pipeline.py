@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from crawler.model import KINDS, PLATFORMS, Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.normalize import normalise
 from crawler.pseudonymise import PrivacySettings, Pseudonymiser, load_key
+from crawler.unchanged import SkipUnchanged
 from dedupe.exact import add_exact_keys
 from dedupe.settings import DedupeSettings
 from dedupe.stage import NearDuplicates
@@ -55,13 +56,17 @@ def default_stages(
     """Stages applied to every batch before it is stored, in order.
 
     Pseudonymisation (when ``privacy`` asks for it) comes first, so every later stage and the
-    inbox see only pseudonyms. Without an inbox there is no index of earlier posts: only exact
+    inbox see only pseudonyms. Then posts the inbox holds unchanged are left out
+    (:mod:`crawler.unchanged`). Without an inbox there is no index of earlier posts: only exact
     keys are set. Flagging comes last; relative lexicon paths are read from ``lexicon_base``
     (sources.yaml's folder).
     """
     stages: list[Stage] = []
     if privacy is not None and privacy.pseudonymise_authors:
         stages.append(pseudonymise_stage(privacy))
+    if inbox is not None:
+        settings = (dedupe or DedupeSettings(), flagging or FlaggingSettings(), lexicon_base)
+        stages.append(SkipUnchanged(inbox, settings))
     stages.append(add_exact_keys)
     if inbox is not None:
         stages.append(near_duplicates(inbox, dedupe))
@@ -149,13 +154,24 @@ class Ingest:
             self.flush()
 
     def flush(self, cursor: dict | None = None) -> None:
-        """Store buffered posts; save ``cursor`` with them when given."""
+        """Store buffered posts; save ``cursor`` with them when given.
+
+        A stage returns the posts that go on; those it leaves out are stored unchanged
+        already. After storing, a stage with a ``stored`` method learns what was written.
+        """
         posts, self.buffer = self.buffer, []
         for stage in self.stages:
+            before = len(posts)
             posts = stage(posts)
+            self.stored.unchanged += before - len(posts)
         if posts or cursor is not None or self.title:
-            self.stored += self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
+            result = self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
+            self.stored += result
             self.title = None  # stored: later batches need not send it again
+            for stage in self.stages:
+                learn = getattr(stage, "stored", None)
+                if learn is not None:
+                    learn(result)
         if cursor is not None:
             self.checkpoints += 1
 

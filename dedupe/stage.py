@@ -34,6 +34,7 @@ from dedupe.index import PostKey, RecentIndex
 from dedupe.normalise import match_words
 from dedupe.settings import DedupeSettings
 from dedupe.signature import Signer
+from storage.inbox import StoreResult
 
 # (seq, platform, native_id, cluster_id, text, at POSIX seconds) of stored posts changed after
 # ``after_seq`` (all posts in the window when ``after_seq`` is 0), and the inbox's last seq.
@@ -97,6 +98,18 @@ class NearDuplicates:
             index.purge()
         self.seq = max(self.seq, last)
         return count
+
+    def stored(self, result: StoreResult) -> None:
+        """Learn the cases of the posts just stored from ``store``'s result instead of reading
+        them back, when nothing else was written since the index last caught up."""
+        if result.cases is None or result.seq_before != self.seq:
+            return
+        by_key, groups = self.index.by_key, self.index.groups
+        for key, cluster_id in result.cases.items():
+            row = by_key.get(key)
+            if row is not None:
+                groups[row] = cluster_id
+        self.seq = result.seq_after
 
     def _index_stored(self, rows: list[tuple[Any, ...]], probe: bool) -> None:
         """Add stored posts to the index (to its buckets too when ``probe``)."""

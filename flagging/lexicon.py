@@ -30,6 +30,7 @@ from flagging import morph
 SHIPPED = Path(__file__).resolve().parent / "lexicons"
 SECTIONS = ("complaint", "official", "topics", "places")
 GAP = 3  # other words allowed where a term says "..."
+ANCHORED_CACHE = 200_000  # distinct tokens whose anchored terms are remembered
 NEGATIONS = frozenset({"не", "нет", "ни"})
 # Words too common to index a phrase by: a phrase is looked up by its first other word.
 FUNCTION_WORDS = frozenset(
@@ -134,6 +135,14 @@ class _Term:
     gaps: list[int]  # gaps[i]: other words allowed before words[i]
     anchor: int  # the word the index looks up (the first that is not a function word)
     targets: list[tuple[str, float]] = field(default_factory=list)
+    hits: tuple[tuple[Hit, ...], tuple[Hit, ...]] = ((), ())  # its hits, plain and negated
+
+    def target(self, key: str, weight: float) -> None:
+        self.targets.append((key, weight))
+        self.hits = tuple(  # type: ignore[assignment]
+            tuple(Hit(k, self.text, w, negated) for k, w in self.targets)
+            for negated in (False, True)
+        )
 
 
 class Matcher:
@@ -148,6 +157,7 @@ class Matcher:
         self._index: dict[str, list[_Term]] = {}
         self._prefixes: dict[str, list[_Term]] = {}
         self._lengths: list[int] = []
+        self._anchored: dict[str, tuple[_Term, ...]] = {}  # token → terms it may anchor
 
     def add(self, term: str, key: str, weight: float) -> None:
         """Register ``term`` as evidence for ``key`` with ``weight``."""
@@ -162,7 +172,8 @@ class Matcher:
             else:
                 for form in anchor:
                     self._index.setdefault(form, []).append(compiled)
-        compiled.targets.append((key, weight))
+        compiled.target(key, weight)
+        self._anchored.clear()
 
     @staticmethod
     def _compile(term: str) -> _Term:
@@ -185,32 +196,30 @@ class Matcher:
 
     def find(self, tokens: list[str]) -> list[Hit]:
         """Every hit in ``tokens`` (folded words), in order of the anchor's position."""
-        index, prefixes, lengths = self._index, self._prefixes, self._lengths
-        known = index.keys() & tokens
-        if lengths:
-            known |= {t for t in tokens for n in lengths if t[:n] in prefixes}
+        anchored = self._anchored
         hits: list[Hit] = []
-        if not known:
-            return hits
         for i, token in enumerate(tokens):
-            if token not in known:
-                continue
-            candidates = index.get(token, [])
-            for n in lengths:
-                more = prefixes.get(token[:n])
-                if more:
-                    candidates = candidates + more
-            for term in candidates:
+            terms = anchored.get(token)
+            if terms is None:
+                if len(anchored) >= ANCHORED_CACHE:
+                    anchored.clear()
+                terms = anchored[token] = self._terms_anchored_on(token)
+            for term in terms:
                 if len(term.words) == 1:
-                    start, end = i, i + 1
+                    start = i
                 else:
                     start, end = _span(term, tokens, i)
                     if end < 0:
                         continue
-                negated = start > 0 and tokens[start - 1] in NEGATIONS
-                for key, weight in term.targets:
-                    hits.append(Hit(key, term.text, weight, negated))
+                hits += term.hits[start > 0 and tokens[start - 1] in NEGATIONS]
         return hits
+
+    def _terms_anchored_on(self, token: str) -> tuple[_Term, ...]:
+        """The terms whose anchor is ``token`` or a prefix of it."""
+        found = list(self._index.get(token, ()))
+        for n in self._lengths:
+            found += self._prefixes.get(token[:n], ())
+        return tuple(found)
 
 
 def _word(raw: str, term: str) -> frozenset[str] | str:

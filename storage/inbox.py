@@ -29,6 +29,12 @@ class StoreResult:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    # For the near-duplicate index of this process (one call's, not summed): the last seq
+    # before and after the call, and the case of every post it inserted or changed; None
+    # when it also moved posts it does not list (merged cases): the index reads them back.
+    seq_before: int = field(default=0, compare=False)
+    seq_after: int = field(default=0, compare=False)
+    cases: dict[tuple[str, str], int] | None = field(default=None, repr=False, compare=False)
 
     def __iadd__(self, other: StoreResult) -> StoreResult:
         self.new += other.new
@@ -86,6 +92,10 @@ class Inbox(abc.ABC):
         title: str | None = None,
     ) -> StoreResult:
         """Upsert ``posts`` and save ``cursor`` (when given) atomically."""
+
+    @abc.abstractmethod
+    def collected_hashes(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """The stored ``collected_hash`` of those ``(platform, native_id)`` that are stored."""
 
     @abc.abstractmethod
     def sync_sources(self, sources: Iterable[SourceConfig]) -> None:

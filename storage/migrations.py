@@ -383,4 +383,19 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        5,
+        "batched storage: an index for case merges, posts.collected_hash",
+        """
+CREATE INDEX clusters_merged_into ON clusters (merged_into) WHERE merged_into IS NOT NULL;
+ALTER TABLE posts ADD COLUMN collected_hash TEXT;
+""",
+        """
+CREATE INDEX clusters_merged_into ON clusters (merged_into) WHERE merged_into IS NOT NULL;
+ALTER TABLE posts ADD COLUMN collected_hash text;
+""",
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version

@@ -106,15 +106,28 @@ class PostgresInbox(SqlInbox):
             self._unanalysed = 0
         return result
 
-    def _reserve_id(self, table: str, key: str) -> int | None:
+    def _reserve_ids(self, table: str, key: str, count: int) -> list[int]:
+        """Ids from the table's sequence, taken in blocks (several writers may each hold
+        some: ids are unique, not gap-free or in commit order)."""
         free = self._ids.setdefault(table, [])
-        if not free:
+        if len(free) < count:
             rows = self.conn.execute(
                 "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-                (table, key, ID_BLOCK),
+                (table, key, max(ID_BLOCK, count - len(free))),
             ).fetchall()
-            free.extend(sorted((row[0] for row in rows), reverse=True))
-        return free.pop()
+            free[:0] = sorted((row[0] for row in rows), reverse=True)
+        taken = free[-count:][::-1] if count else []
+        del free[len(free) - count :]
+        return taken
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        query = self._sql.get(sql)
+        if query is None:
+            query = self._sql[sql] = _MARK.sub("%s", sql.replace("%", "%%"))
+        with self.conn.cursor() as cur:
+            cur.executemany(query, [_clean(params) for params in rows])
 
     def _pipelined(self) -> Any:
         return self.conn.pipeline()

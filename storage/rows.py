@@ -55,13 +55,31 @@ def now_text() -> str:
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+# The same encoder's C core made once: JSONEncoder.encode builds it anew at every call, which
+# costs more than encoding the small values of a post (values here are never circular).
+_C_ENCODE = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True
+)
 
 
 def dumps(value: Any) -> str | None:
     """Compact, key-sorted JSON (so equal values give equal text), or None."""
     if value is None:
         return None
+    if _C_ENCODE:
+        return "".join(_C_ENCODE(value, 0))
     return _ENCODER.encode(value)
+
+
+def _kind(name: str) -> str | None:
+    for kind, names in (("json", JSON_COLUMNS), ("time", TIME_COLUMNS), ("bool", BOOL_COLUMNS)):
+        if name in names:
+            return kind
+    return None
+
+
+_COLUMN_KINDS = tuple((name, _kind(name)) for name in CONTENT_COLUMNS + ANSWER_COLUMNS)
+_EMPTY_JSON = {dict: "{}", list: "[]"}  # what dumps gives for empty ones, without encoding
 
 
 def post_row(post: Post) -> dict[str, Any]:
@@ -72,16 +90,20 @@ def post_row(post: Post) -> dict[str, Any]:
         "source_id": post.source_id,
         "raw": dumps(post.raw),
     }
-    for name in CONTENT_COLUMNS + ANSWER_COLUMNS:
+    for name, how in _COLUMN_KINDS:
         value = getattr(post, name)
-        if name in JSON_COLUMNS:
-            value = dumps(value)
-        elif name in TIME_COLUMNS:
+        if value is None or how is None:
+            pass
+        elif how == "json":
+            empty = _EMPTY_JSON.get(type(value)) if not value else None
+            value = empty if empty is not None else dumps(value)
+        elif how == "time":
             value = utc_text(value)
-        elif name in BOOL_COLUMNS and value is not None:
+        else:
             value = int(bool(value))
         row[name] = value
     row["content_hash"] = content_hash(row)
+    row["collected_hash"] = post.collected_hash
     row["deleted"] = bool(post.deleted)  # not a column: storage turns it into deleted_at
     return row
 

@@ -14,6 +14,7 @@ from storage.migrations import Migration
 from storage.sql import SqlInbox
 
 BUSY_TIMEOUT_MS = 30_000
+CACHE_KIB = 65_536  # page cache per connection: the indexes of a large inbox's hot pages
 
 
 class SqliteInbox(SqlInbox):
@@ -48,6 +49,7 @@ class SqliteInbox(SqlInbox):
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except sqlite3.DatabaseError as exc:
             directory = self.path.absolute().parent
             if self.path.is_file() and not os.access(directory, os.W_OK):
@@ -76,6 +78,16 @@ class SqliteInbox(SqlInbox):
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         try:
             return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+                raise InboxError(f"{self.path} is read-only ({exc})") from None
+            raise
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        try:
+            self.conn.executemany(sql, rows)
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
                 raise InboxError(f"{self.path} is read-only ({exc})") from None

@@ -205,7 +205,9 @@ def old_inbox(db_url: str, feed_a: str, feed_b: str) -> None:
     linking to the home page, and an imported rss row whose source is in no sources.yaml."""
     box = open_inbox(db_url, check_schema=False)
     assert isinstance(box, SqlInbox)
-    box.upgrade(up_to=LATEST - 1)
+    box.upgrade(up_to=3)
+    # store() writes today's columns: the one migration 5 adds is there only while it writes
+    box._execute("ALTER TABLE posts ADD COLUMN collected_hash TEXT")
     box.sync_sources(
         [
             Options(id="feed-a", type="rss", url=feed_a),
@@ -229,6 +231,7 @@ def old_inbox(db_url: str, feed_a: str, feed_b: str) -> None:
     )
     box.store("feed-b", [post("123", "Ремонт дороги на улице Ленина начнется в мае")])
     box.store("import-2025", [post("777", "Импортированная запись из старой выгрузки")])
+    box._execute("ALTER TABLE posts DROP COLUMN collected_hash")
     box.close()
 
 
@@ -248,7 +251,7 @@ def test_db_upgrade_scopes_old_ids_keeping_every_row(backend: str, db_url: str, 
 
     result = glas("--db", db_url, "db", "upgrade")
     assert result.returncode == 0, result.stderr
-    assert f"{LATEST}: rss: entry ids" in result.stdout
+    assert "4: rss: entry ids" in result.stdout
 
     with open_inbox(db_url) as box:
         assert isinstance(box, SqlInbox)

@@ -242,7 +242,7 @@ def test_wal_and_busy_timeout(tmp_path: Path) -> None:
 def test_schema_version_and_upgrade(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """An inbox made by an older Glas is refused until `glas db upgrade` migrates it."""
     open_inbox(db_url).close()
-    from storage import migrations, sql
+    from storage import core, migrations
 
     future = migrations.Migration(
         migrations.LATEST + 1,
@@ -250,8 +250,8 @@ def test_schema_version_and_upgrade(db_url: str, monkeypatch: pytest.MonkeyPatch
         sqlite="ALTER TABLE posts ADD COLUMN lang TEXT",
         postgres="ALTER TABLE posts ADD COLUMN lang text",
     )
-    monkeypatch.setattr(sql, "MIGRATIONS", (*migrations.MIGRATIONS, future))
-    monkeypatch.setattr(sql, "LATEST", future.version)
+    monkeypatch.setattr(core, "MIGRATIONS", (*migrations.MIGRATIONS, future))
+    monkeypatch.setattr(core, "LATEST", future.version)
     with pytest.raises(SchemaOutdated, match="glas db upgrade"):
         open_inbox(db_url)
     box = open_inbox(db_url, check_schema=False)
