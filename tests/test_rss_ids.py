@@ -17,7 +17,6 @@ import pytest
 from crawler.model import Post
 from spiders.rss import Options, entry_id, id_scope, parse_feed
 from storage import SchemaOutdated, open_inbox
-from storage.migrations import LATEST
 from storage.sql import SqlInbox
 from tests.replay import ReplayServer
 
