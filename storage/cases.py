@@ -188,11 +188,7 @@ class CaseWrites(SqlCore):
             self._stamped.add(("clusters", cluster_id))
             values = [summary[name] for name in SUMMARY_COLUMNS]
             rows.append((cluster_id, *values, summary.get("merged_into"), now, self._next_seq()))
-        self._executemany(
-            f"INSERT INTO clusters ({', '.join(columns)}) "
-            f"VALUES ({', '.join('?' for _ in columns)})",
-            rows,
-        )
+        self._insert_rows("clusters", columns, rows)
 
     def _assign_cluster(
         self, post_id: int, old: int | None, targets: list[int], touched: set[int], now: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 from storage.inbox import Inbox, InboxError, SchemaOutdated
@@ -85,9 +85,15 @@ class SqlCore(Inbox):
         self._next_ids[table] = start + count
         return list(range(start, start + count))
 
-    def _pipelined(self) -> AbstractContextManager[Any]:
-        """Around the statements of one ``store``: send without waiting where possible."""
-        return nullcontext()
+    def _insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows at once (PostgreSQL streams them with ``COPY``)."""
+        self._executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) "
+            f"VALUES ({', '.join('?' for _ in columns)})",
+            rows,
+        )
 
     def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows of a query as dicts (``?`` marks; see :meth:`query`)."""

@@ -386,13 +386,15 @@ MIGRATIONS += (
 MIGRATIONS += (
     Migration(
         5,
-        "batched storage: an index for case merges, posts.collected_hash",
+        "batched storage: indexes for case merges and recent posts, posts.collected_hash",
         """
 CREATE INDEX clusters_merged_into ON clusters (merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX posts_at ON posts ((coalesce(published_at, first_seen_at)));
 ALTER TABLE posts ADD COLUMN collected_hash TEXT;
 """,
         """
 CREATE INDEX clusters_merged_into ON clusters (merged_into) WHERE merged_into IS NOT NULL;
+CREATE INDEX posts_at ON posts ((coalesce(published_at, first_seen_at)));
 ALTER TABLE posts ADD COLUMN collected_hash text;
 """,
     ),

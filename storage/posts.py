@@ -69,7 +69,7 @@ class PostWrites(CaseWrites, AnswerWrites):
     ) -> StoreResult:
         result = StoreResult()
         now = now_text()
-        with self.transaction(), self._pipelined():
+        with self.transaction():
             result.seq_before = self._current_seq()
             batch = _latest_copies(source_id, posts, result)
             known = self._find_posts(set(batch))
@@ -211,11 +211,7 @@ class PostWrites(CaseWrites, AnswerWrites):
             self._stamped.add(("posts", row["id"]))
             row.update(first_seen_at=now, updated_at=now, seq=self._next_seq())
             values.append(_insert_values(row))
-        self._executemany(
-            f"INSERT INTO posts ({', '.join(INSERT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in INSERT_COLUMNS)})",
-            values,
-        )
+        self._insert_rows("posts", INSERT_COLUMNS, values)
 
     def _update_posts(self, updates: list[tuple[Stored, dict[str, Any]]], now: str) -> None:
         """Write the new content of changed posts (answers only where one arrived)."""
