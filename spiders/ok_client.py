@@ -71,8 +71,9 @@ class Credentials:
         names = (app_key_env, secret_key_env, token_env)
         missing = [f"${n}" for n in names if not os.environ.get(n, "").strip()]
         if missing:
+            plural = "s" if len(missing) > 1 else ""
             raise SourceError(
-                f"no OK credentials: set the environment variable {', '.join(missing)}"
+                f"no OK credentials: set the environment variable{plural} {', '.join(missing)}"
             )
         app_key, secret, token = (os.environ[n].strip() for n in names)
         return cls(app_key, secret, token, *names)

@@ -280,8 +280,8 @@ class _Reader:
                 items = _list(answer, "comments", "discussions.getComments", self.group)
                 self.entities.add(answer)
                 for item in items:
-                    seen += 1
                     post = comment(item, self.group.id, topic, self.entities, self.officials)
+                    seen += not post.deleted  # comments_count counts the comments still there
                     moment = millis(comment_time(item))
                     newest = max(newest, moment)
                     if moment > last or post.deleted:
