@@ -360,3 +360,19 @@ def new_comment(number: str, text: str, age: int = 30) -> dict[str, Any]:
         "text": text,
         "created_ms": int((time.time() - age) * 1000),
     }
+
+
+def test_every_env_option_is_a_secret_to_redact(write_sources: Any) -> None:
+    from crawler.config import load_config, secret_variables
+
+    path = write_sources("""
+        sources:
+          - id: ok-a
+            type: ok_group
+            group: 123
+            app_key_env: REGION_OK_APP
+            secret_key_env: REGION_OK_SECRET
+            token_env: REGION_OK_ACCESS
+        """)
+    names = secret_variables(load_config(path))
+    assert {"REGION_OK_APP", "REGION_OK_SECRET", "REGION_OK_ACCESS"} <= set(names)
