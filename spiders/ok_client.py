@@ -8,8 +8,9 @@ except ``sig`` and ``access_token`` written ``key=value``, sorted by key and joi
 separator, followed by the session secret ``md5(access_token + application_secret_key)``.
 An error answer is the top-level object ``{"error_code", "error_msg", "error_data"}``; the codes
 used here are those of apiok.ru's error list (2 SERVICE, 8 FLOOD_BLOCKED, 11 LIMIT_REACHED,
-100 PARAM, 101 PARAM_API_KEY, 102 PARAM_SESSION_EXPIRED, 103 PARAM_SESSION_KEY, 104
-PARAM_SIGNATURE, 160 PARAM_GROUP_ID, 300 NOT_FOUND, 455–457 restrictions).
+10 PERMISSION_DENIED, 100 PARAM, 101 PARAM_API_KEY, 102 PARAM_SESSION_EXPIRED, 103
+PARAM_SESSION_KEY, 104 PARAM_SIGNATURE, 160 PARAM_GROUP_ID, 200 PARAM_PERMISSION, 300
+NOT_FOUND, 455–457 restrictions).
 
 Plain ``requests`` (already used for VK), not a client package: ``aiookru`` is asyncio-only
 (collectors run on threads) and ``ok-api`` had its last release in 2020; the protocol is one
@@ -36,7 +37,7 @@ MIN_INTERVAL = 0.1  # seconds between two requests of one token, process-wide
 MAX_BACKOFF = 60.0
 FLOOD_RETRIES = 4
 
-SERVICE, FLOOD, LIMIT = 2, 8, 11
+SERVICE, FLOOD, PERMISSION_DENIED, LIMIT, PARAM_PERMISSION = 2, 8, 10, 11, 200
 API_KEY, SESSION_EXPIRED, SESSION_KEY, SIGNATURE = 101, 102, 103, 104
 GONE = {
     160: "no such group",
@@ -243,6 +244,13 @@ class OkClient:
             )
         if code == LIMIT:
             return SourceError(f"OK's limit of calls of {method} is reached ({message})")
+        if code in (PERMISSION_DENIED, PARAM_PERMISSION):
+            return SourceError(
+                f"OK refused {method} to the account of ${creds.token_env} (OK error {code}: "
+                f"{message}): it needs the application's VALUABLE_ACCESS and GROUP_CONTENT "
+                "rights, and for group.getStatTopics a role in the group (administrator or "
+                "moderator)"
+            )
         if code in GONE:
             return Unavailable(code, message)
         return SourceError(f"OK error {code} in {method}: {message}")

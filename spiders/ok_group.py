@@ -1,17 +1,20 @@
 """An OK (Odnoklassniki) group: its topics and, optionally, every comment under them.
 
-Methods (apiok.ru): ``url.getInfo`` (a short name → group id), ``group.getInfo`` (title;
-an empty answer or errors 160/300 mean there is no such group), ``mediatopic.getTopics``
-(``gid``, ``count``, ``anchor`` + ``direction=FORWARD`` to page from the newest topic to older
-ones, ``has_more``), ``mediatopic.getByIds`` (comment counts of topics still in the window)
+Methods (apiok.ru, documented there): ``url.getInfo`` (a short address → group id),
+``group.getInfo`` (title; an empty answer or errors 160/300 mean there is no such group),
+``group.getStatTopics`` (the group's topics, newest first, with ``id``, ``created_ms`` and the
+counters ``comments``, ``likes``, ``reshares``, ``views``; paged by ``anchor``),
+``mediatopic.getByIds`` (the content of new topics, up to 100 at once with ``media_limit=3``)
 and ``discussions.getComments`` (``discussionType=GROUP_TOPIC``, ``anchor=FIRST`` then the
-answer's ``anchor`` with ``direction=FORWARD``, ``includeRemoved``).
+answer's ``anchor`` with ``direction=FORWARD``, ``includeRemoved``). The topic list also brings
+the comment counts of the topics still inside ``comments_window``: a thread is read again only
+when its count changed.
 
 Cursor: ``group_id``; ``newest_ms`` (creation time of the newest topic collected);
 ``backlog`` (``[down_to, below]`` in ms: topics still to collect when a run hit ``max_posts``
 or stopped half-way); ``open`` (topic id → ``[published s, newest comment ms, comment count]``
-for topics whose comments are re-checked, i.e. published within ``comments_window``). A
-checkpoint follows every page of topics and their comments.
+for topics whose comments are re-checked). A checkpoint follows every page of topics and their
+comments.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ PAGE = 50
 COMMENTS_PAGE = 100
 BY_IDS = 100  # topics per mediatopic.getByIds call
 MAX_OPEN = 1000
+STAT_FIELDS = "id,created_ms,comments,likes,reshares,views"
 TOPIC_FIELDS = "media_topic.*,user.uid,user.name,group.uid,group.name,place.*"
 COMMENT_FIELDS = "comment.*,user.uid,user.name,group.uid,group.name"
 _GROUP_URL = re.compile(r"^(?:https?://)?(?:m\.)?ok\.ru/(?:group/(\d+)|([A-Za-z0-9_.]+))/?$")
@@ -159,51 +163,47 @@ def collect(collection: Any) -> Iterator[Post | Checkpoint | SourceInfo]:
     reader = _Reader(
         collection, client, group, Officials.parse(collection.official_accounts.get("ok", []))
     )
-    state = _Scan.from_cursor(cursor)
     window = options.comments_window.total_seconds()
+    horizon = int((time.time() - window) * 1000) if options.comments else None
+    state = _Scan.from_cursor(cursor, horizon)
     anchor: str | None = None
     while not state.finished:
         answer = _call(
             client,
             f"group {group.url}",
-            "mediatopic.getTopics",
+            "group.getStatTopics",
             gid=group.id,
+            fields=STAT_FIELDS,
             count=PAGE,
             anchor=anchor,
-            direction="FORWARD" if anchor else None,
-            fields=TOPIC_FIELDS,
         )
-        items = _list(answer, "media_topics", "mediatopic.getTopics", group)
-        reader.entities.add(answer)
-        taken = state.scan(items, options.max_posts)
+        stats = _list(answer, "topics", "group.getStatTopics", group)
+        taken, recheck = state.scan(stats, options.max_posts)
         anchor = answer.get("anchor")
         if state.limited:
             state.stop_for_limit(collection, options.max_posts)
-        elif not items or not answer.get("has_more") or not anchor:
+        elif not stats or answer.get("has_more") is False or not anchor:
             state.reach_end()
-        for item in taken:
-            yield topic_post(item, group.id, reader.entities)
-        if options.comments:
-            targets = {}
-            for item in taken:
-                published = int(item.get("created_ms") or 0) // 1000
-                if time.time() - published < window:
-                    state.open[str(item["id"])] = [published, 0, 0]
-                if comments_count(item):
-                    targets[str(item["id"])] = (0, -1)
-            yield from reader.comments(state, targets)
+        targets = {}
+        for stat, topic in reader.topics(taken):
+            yield topic_post(topic, group.id, reader.entities)
+            published = int(stat.get("created_ms") or 0) // 1000
+            if options.comments and time.time() - published < window:
+                state.open[str(stat["id"])] = [published, 0, 0]
+            if options.comments and _count(stat, topic):
+                targets[str(stat["id"])] = (0, -1)
+        for stat in recheck:
+            entry = state.open.get(str(stat["id"]))
+            if entry is not None and _count(stat, {}) != entry[2]:
+                targets[str(stat["id"])] = (entry[1], entry[2])
+        yield from reader.comments(state, targets)
         yield Checkpoint(state.cursor(group.id, window))
-    if options.comments:
-        now = time.time()
-        recheck = [
-            topic
-            for topic, entry in state.open.items()
-            if now - entry[0] < window and topic not in state.collected
-        ]
-        if recheck:
-            targets = reader.changed(state, recheck)
-            yield from reader.comments(state, targets)
-            yield Checkpoint(state.cursor(group.id, window))
+
+
+def _count(stat: dict[str, Any], topic: dict[str, Any]) -> int:
+    """Comments of a topic: the statistics' counter, else the topic's discussion summary."""
+    value = stat.get("comments")
+    return int(value) if isinstance(value, int) else comments_count(topic)
 
 
 def _list(answer: Any, key: str, method: str, group: Group) -> list[dict[str, Any]]:
@@ -226,32 +226,31 @@ class _Reader:
     officials: Officials
     entities: Entities = field(default_factory=Entities)
 
-    def changed(self, state: _Scan, topics: list[str]) -> dict[str, tuple[int, int]]:
-        """Open topics whose comment count differs from the cursor's (mediatopic.getByIds)."""
-        targets = {}
-        for start in range(0, len(topics), BY_IDS):
-            chunk = topics[start : start + BY_IDS]
-            try:
-                answer = self.client.call(
-                    "mediatopic.getByIds",
-                    topic_ids=",".join(chunk),
-                    media_limit=1,
-                    fields="media_topic.*",
-                )
-            except Unavailable as exc:
-                self.collection.warn(f"topics of group {self.group.id} not re-checked: {exc}")
-                continue
+    def topics(
+        self, stats: list[dict[str, Any]]
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(statistics, media topic) of each topic, the content read by mediatopic.getByIds;
+        a topic deleted meanwhile is skipped. Counters missing from the topic come from the
+        statistics."""
+        for start in range(0, len(stats), BY_IDS):
+            chunk = stats[start : start + BY_IDS]
+            answer = _call(
+                self.client,
+                f"group {self.group.url}",
+                "mediatopic.getByIds",
+                topic_ids=",".join(str(s["id"]) for s in chunk),
+                media_limit=3,
+                fields=TOPIC_FIELDS,
+            )
             found = {
                 str(i["id"]): i
                 for i in _list(answer, "media_topics", "mediatopic.getByIds", self.group)
             }
-            for topic in chunk:
-                entry = state.open[topic]
-                if topic not in found:  # deleted meanwhile: stop re-checking it
-                    state.open.pop(topic, None)
-                elif comments_count(found[topic]) != entry[2]:
-                    targets[topic] = (entry[1], entry[2])
-        return targets
+            self.entities.add(answer)
+            for stat in chunk:
+                topic = found.get(str(stat["id"]))
+                if topic is not None:
+                    yield stat, _with_counters(topic, stat)
 
     def comments(self, state: _Scan, targets: dict[str, tuple[int, int]]) -> Iterator[Post]:
         """Comments of ``targets`` (topic → (newest comment ms seen, count seen)) newer than
@@ -295,27 +294,45 @@ class _Reader:
                 state.open[topic] = [state.open[topic][0], newest, seen]
 
 
+def _with_counters(topic: dict[str, Any], stat: dict[str, Any]) -> dict[str, Any]:
+    merged = {"created_ms": stat.get("created_ms"), **topic}
+    for key, summary, field_name in (
+        ("likes", "like_summary", "count"),
+        ("reshares", "reshare_summary", "count"),
+        ("comments", "discussion_summary", "comments_count"),
+    ):
+        if not isinstance(merged.get(summary), dict) and isinstance(stat.get(key), int):
+            merged[summary] = {field_name: stat[key]}
+    if not isinstance(merged.get("views_count"), int) and isinstance(stat.get("views"), int):
+        merged["views_count"] = stat["views"]
+    return merged
+
+
 @dataclass
 class _Scan:
-    """Which topics a scan takes, and the cursor that covers what it has yielded so far."""
+    """Which topics a scan takes, which it re-checks, and the cursor that covers what it has
+    yielded so far."""
 
     last: int  # creation ms of the newest topic collected before this run (0: first run)
     backlog: tuple[int, int] | None  # (down_to, below): creation ms strictly between to collect
     open: dict[str, list[int]]
+    horizon: int | None = None  # topics created since (ms) have their comment counts compared
     newest: int = 0
     floor: int | None = None
+    passed: bool = False  # the scan went below every topic still to collect
     finished: bool = False
     limited: bool = False
     taken: int = 0
     collected: set[str] = field(default_factory=set)
 
     @classmethod
-    def from_cursor(cls, cursor: dict[str, Any]) -> _Scan:
+    def from_cursor(cls, cursor: dict[str, Any], horizon: int | None) -> _Scan:
         backlog = cursor.get("backlog")
         return cls(
             last=int(cursor.get("newest_ms") or 0),
             backlog=(int(backlog[0]), int(backlog[1])) if backlog else None,
             open={str(k): [int(x) for x in v] for k, v in (cursor.get("open") or {}).items()},
+            horizon=horizon,
         )
 
     @property
@@ -327,19 +344,25 @@ class _Scan:
             return True
         return self.backlog is not None and self.backlog[0] < moment < self.backlog[1]
 
-    def scan(self, items: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-        """Topics of one page to collect; marks the scan finished where it ends (a pinned
-        topic, listed first whatever its age, does not end it)."""
-        taken = []
+    def scan(
+        self, items: list[dict[str, Any]], limit: int
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Topics of one page (newest first) to collect, and known ones inside the comments
+        window whose counts to compare; marks the scan finished where it ends."""
+        taken, recheck = [], []
         for item in items:
             key, moment = str(item["id"]), int(item.get("created_ms") or 0)
             if key in self.collected:
-                continue
-            if self.stop_at and moment <= self.stop_at and not item.get("pinned"):
-                self.finished = True
+                continue  # shifted into this page by a topic published meanwhile
+            if self.stop_at and moment <= self.stop_at:
+                self.passed = True
                 self.backlog = None
-                break
+                if self.horizon is None or moment < self.horizon:
+                    self.finished = True
+                    break
             if not self.wanted(moment):
+                if key in self.open:
+                    recheck.append(item)
                 continue
             if self.taken >= limit:
                 self.limited = True
@@ -348,9 +371,8 @@ class _Scan:
             self.collected.add(key)
             self.taken += 1
             self.newest = max(self.newest, moment)
-            if not item.get("pinned"):
-                self.floor = moment if self.floor is None else min(self.floor, moment)
-        return taken
+            self.floor = moment if self.floor is None else min(self.floor, moment)
+        return taken, recheck
 
     def reach_end(self) -> None:
         self.finished = True
@@ -369,9 +391,9 @@ class _Scan:
         if not self.last and not self.finished:
             return {}  # a first run cut short starts again from the top
         backlog = self.backlog
-        if not self.finished or self.limited:
+        if self.limited or not (self.finished or self.passed):
             down_to = self.backlog[0] if self.backlog else self.last
-            if self.last and self.floor is not None:
+            if self.last and self.floor is not None:  # a first run leaves older history alone
                 backlog = (down_to, self.floor)
         now = time.time()
         kept = sorted(

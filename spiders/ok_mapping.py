@@ -5,7 +5,7 @@ Shapes (apiok.ru field sets ``media_topic.*``, ``group.*``, ``user.*``, ``place.
 ``id``, ``created_ms``, ``author_ref``/``owner_ref`` (``user:<uid>`` or ``group:<gid>``), ``media``
 blocks (``{"type": "text", "text": …}``, ``photo``, ``link`` with ``url``, ``place`` with
 ``place_ref``, ``reshare`` with ``reshared_topic_ref``), ``discussion_summary.comments_count``,
-``like_summary.count``, ``reshare_summary.count``, ``views_count`` and ``pinned``; authors and
+``like_summary.count``, ``reshare_summary.count`` and ``views_count``; authors and
 places come in the answer's ``entities`` (``users``/``groups`` with ``uid`` and ``name``,
 ``places`` with ``id``, ``name``, ``latitude``, ``longitude``). A comment has ``id`` (opaque),
 ``author_id`` (or ``author_ref`` ``group:<gid>`` when written as a group), ``text``,
@@ -117,7 +117,7 @@ def topic_url(kind: str, owner: str, topic: Any) -> str:
 
 
 def topic_post(item: dict[str, Any], group: str, entities: Entities | None = None) -> Post:
-    """A ``mediatopic.getTopics`` topic as a Post."""
+    """A ``mediatopic.getByIds`` topic as a Post."""
     entities = entities or Entities()
     kind, owner = _owner(item, group)
     number = str(item["id"])
@@ -195,8 +195,6 @@ def topic_geo(media: list[dict[str, Any]], entities: Entities) -> dict[str, floa
 def _topic_raw(item: dict[str, Any], media: list[dict[str, Any]]) -> dict[str, Any]:
     keep = ("id", "created_ms", "author_ref", "owner_ref")
     raw: dict[str, Any] = {k: item[k] for k in keep if item.get(k) is not None}
-    if item.get("pinned"):
-        raw["pinned"] = True
     blocks = []
     for block in media:
         entry: dict[str, Any] = {"type": str(block.get("type") or "unknown")}

@@ -5,15 +5,16 @@ top-level error object ``{"error_code", "error_msg", "error_data"}``. Every requ
 is checked (``sig`` = MD5 of the sorted ``key=value`` parameters without ``sig`` and
 ``access_token``, then ``md5(access_token + application secret key)``): a wrong one is error 104,
 an unknown application key 101, an unknown token 102. It knows ``url.getInfo``,
-``group.getInfo``, ``mediatopic.getTopics`` (``anchor``/``direction`` paging, pinned topics
-first), ``mediatopic.getByIds`` and ``discussions.getComments`` (``anchor`` ``FIRST`` or an
-answer's anchor, ``direction=FORWARD``, ``includeRemoved``). Groups are loaded from JSON
+``group.getInfo``, ``group.getStatTopics`` (newest first, ``anchor`` paging, the counters
+asked in ``fields``), ``mediatopic.getByIds`` (``media_limit`` for several topics) and
+``discussions.getComments`` (``anchor`` ``FIRST`` or an answer's anchor, ``direction=FORWARD``,
+``includeRemoved``). Groups are loaded from JSON
 (``add_group``); errors, HTTP faults and malformed bodies are scripted per test:
 
     with OkServer() as ok:
-        ok.add_group(load_group(Path("examples/replay/ok/zarechny.json")))
+        ok.add_group(load_group(Path("examples/replay/ok/gorodok.json")))
         ok.fail("discussions.getComments", 456, discussionId="155010000000002")
-        ok.http_fault("mediatopic.getTopics", status=502, times=1)
+        ok.http_fault("group.getStatTopics", status=502, times=1)
         ok.malformed("group.getInfo", b"<html>maintenance</html>")
 """
 
@@ -281,7 +282,7 @@ class OkServer:
         handler = {
             "url.getInfo": self._url_info,
             "group.getInfo": self._group_info,
-            "mediatopic.getTopics": self._get_topics,
+            "group.getStatTopics": self._stat_topics,
             "mediatopic.getByIds": self._get_by_ids,
             "discussions.getComments": self._get_comments,
         }.get(method)
@@ -351,38 +352,50 @@ class OkServer:
             entities["media_topics"] = shared
         return entities
 
-    def _get_topics(self, params: dict[str, str]) -> dict[str, Any]:
+    def _stat_topics(self, params: dict[str, str]) -> dict[str, Any]:
         gid = params.get("gid", "")
         self._group(gid)
+        if "fields" not in params:
+            raise ApiFailure(100)
+        fields = {f.strip().lower() for f in params["fields"].split(",")}
         topics = [
             t
             for t in self.topics.values()
             if t.get("owner_ref") == f"group:{gid}" and not t.get("deleted")
         ]
-        topics.sort(key=lambda t: (not t.get("pinned"), -int(t["created_ms"])))
-        anchor = params.get("anchor")
-        if anchor and params.get("direction", "FORWARD") != "FORWARD":
-            raise ApiFailure(100, "PARAM : only direction FORWARD is served here")
-        offset = _offset(anchor) if anchor else 0
+        topics.sort(key=lambda t: -int(t["created_ms"]))
+        start, end = int(params.get("start_time") or 0), int(params.get("end_time") or 2**62)
+        topics = [t for t in topics if start <= int(t["created_ms"]) <= end]
+        offset = _offset(params["anchor"]) if params.get("anchor") else 0
         count = min(100, int(params.get("count", 20)))
-        page = [self._shown(t) for t in topics[offset : offset + count]]
-        end = offset + len(page)
-        return {
-            "media_topics": page,
-            "entities": self._entities(page, []),
-            "anchor": _anchor(end),
-            "has_more": end < len(topics),
-        }
+        page = []
+        for topic in topics[offset : offset + count]:
+            shown = self._shown(topic)
+            stat = {
+                "id": str(topic["id"]),
+                "created_ms": int(topic["created_ms"]),
+                "comments": shown["discussion_summary"]["comments_count"],
+                "likes": shown["like_summary"]["count"],
+                "reshares": shown["reshare_summary"]["count"],
+                "views": int(topic.get("views_count") or 0),
+            }
+            page.append({k: v for k, v in stat.items() if k in fields or k == "id"})
+        end_at = offset + len(page)
+        return {"topics": page, "anchor": _anchor(end_at), "has_more": end_at < len(topics)}
 
     def _get_by_ids(self, params: dict[str, str]) -> dict[str, Any]:
         wanted = [t for t in params.get("topic_ids", "").split(",") if t]
-        if not wanted:
-            raise ApiFailure(100)
-        found = [
-            self._shown(self.topics[t])
-            for t in wanted
-            if t in self.topics and not self.topics[t].get("deleted")
-        ]
+        limit = int(params.get("media_limit") or 0)
+        if not wanted or len(wanted) > 100 or (len(wanted) > 1 and not 1 <= limit <= 3):
+            raise ApiFailure(100, "PARAM : media_limit (1..3) is required for several topics")
+        found = []
+        for key in wanted:
+            topic = self.topics.get(key)
+            if topic is not None and not topic.get("deleted"):
+                shown = self._shown(topic)
+                if limit:
+                    shown["media"] = list(shown.get("media") or [])[:limit]
+                found.append(shown)
         return {"media_topics": found, "entities": self._entities(found, [])}
 
     def _get_comments(self, params: dict[str, str]) -> dict[str, Any]:

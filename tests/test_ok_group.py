@@ -77,7 +77,12 @@ def test_first_run_collects_topics_and_comments(ok: OkServer) -> None:
 
 def test_every_request_is_signed(ok: OkServer) -> None:
     run(ok)
-    assert ok.methods()[:3] == ["url.getInfo", "group.getInfo", "mediatopic.getTopics"]
+    assert ok.methods()[:4] == [
+        "url.getInfo",
+        "group.getInfo",
+        "group.getStatTopics",
+        "mediatopic.getByIds",  # the six topics' content in one call
+    ]
     assert all(call.signed for call in ok.calls) and {c.token for c in ok.calls} == {TOKEN}
 
 
@@ -135,8 +140,15 @@ def test_second_run_takes_only_what_is_new(ok: OkServer) -> None:
     items, collection = run(ok, cursor)
     # the comment removed before is passed again (marked) when its thread is read again
     assert sorted(posts(items)) == [key(3, "MjAwMg"), key(3, "NEW1"), key(7)]
-    assert ok.methods().count("discussions.getComments") == 1  # only the topic with news
-    assert ok.methods().count("mediatopic.getByIds") == 1  # counts of all open topics at once
+    # one page of the topic list brings the new topic and the comment counts of the others;
+    # only the thread whose count changed is read again
+    assert ok.methods() == [
+        "url.getInfo",
+        "group.getInfo",
+        "group.getStatTopics",
+        "mediatopic.getByIds",
+        "discussions.getComments",
+    ]
     assert last_cursor(items)["open"]["155010000000003"][2] == 3
     assert collection.warnings == []
 
@@ -154,7 +166,7 @@ def test_topics_page_by_anchor_and_max_posts_leaves_a_backlog(ok: OkServer) -> N
         ok.add_topic(new_topic(number, f"Жалоба номер {number}: не горит фонарь.", age=70 - number))
     items, collection = run(ok, first, comments=False, max_posts=55)
     assert len(posts(items)) == 55
-    anchors = [c.params.get("anchor") for c in ok.calls if c.method == "mediatopic.getTopics"]
+    anchors = [c.params.get("anchor") for c in ok.calls if c.method == "group.getStatTopics"]
     assert anchors[-2] is None and anchors[-1] is not None  # the second page by anchor
     assert "more than max_posts (55) new topics" in collection.warnings[0]
     rest, _ = run(ok, last_cursor(items), comments=False, max_posts=55)
@@ -175,13 +187,13 @@ def test_a_run_cut_short_loses_nothing(ok: OkServer) -> None:
     cursor = last_cursor(run(ok, comments=False)[0])
     for number in range(7, 67):
         ok.add_topic(new_topic(number, f"Обращение {number}", age=70 - number))
-    ok.http_fault("mediatopic.getTopics", status=500, count=50, anchor="b2Zmc2V0OjUw")
+    ok.http_fault("group.getStatTopics", status=500, count=50, anchor="b2Zmc2V0OjUw")
     items: list[Any] = []
     with pytest.raises(SourceError, match=r"HTTP 500 from http://127\.0\.0\.1:\d+/fb\.do"):
         for item in ok_group.collect(collection_for(ok, cursor, comments=False, max_posts=1000)):
             items.append(item)
     saved = last_cursor(items)
-    assert saved["backlog"] is not None and len(posts(items)) == 49  # page 1: pinned + 49
+    assert saved["backlog"] is not None and len(posts(items)) == 50
     ok.clear()
     rest, _ = run(ok, saved, comments=False, max_posts=1000)
     assert set(posts(items)) | set(posts(rest)) == {key(n) for n in range(7, 67)}
@@ -220,7 +232,7 @@ def test_missing_credentials_name_the_variables(
 
 
 def test_flood_is_retried_with_a_growing_bounded_pause(ok: OkServer) -> None:
-    ok.fail("mediatopic.getTopics", 8, times=2)
+    ok.fail("group.getStatTopics", 8, times=2)
     started = time.monotonic()
     items, collection = run(ok, backoff="0.1s", comments=False)
     assert len(posts(items)) == 6 and collection.error is None
@@ -230,22 +242,33 @@ def test_flood_is_retried_with_a_growing_bounded_pause(ok: OkServer) -> None:
 
 
 def test_endless_flood_gives_up_after_bounded_retries(ok: OkServer) -> None:
-    ok.fail("mediatopic.getTopics", 8)
+    ok.fail("group.getStatTopics", 8)
     with pytest.raises(SourceError) as caught:
         run(ok)
     assert str(caught.value) == (
-        "OK keeps refusing mediatopic.getTopics: error 8 (FLOOD_BLOCKED : Method call blocked "
+        "OK keeps refusing group.getStatTopics: error 8 (FLOOD_BLOCKED : Method call blocked "
         "due to flood) after 4 retries"
     )
-    assert ok.methods().count("mediatopic.getTopics") == 5
+    assert ok.methods().count("group.getStatTopics") == 5
 
 
 def test_call_limit_reached_is_one_line(ok: OkServer) -> None:
-    ok.fail("mediatopic.getTopics", 11)
+    ok.fail("group.getStatTopics", 11)
     with pytest.raises(
-        SourceError, match=r"^OK's limit of calls of mediatopic.getTopics is reached"
+        SourceError, match=r"^OK's limit of calls of group.getStatTopics is reached"
     ):
         run(ok)
+
+
+def test_topic_list_refused_names_the_token_variable(ok: OkServer) -> None:
+    ok.fail("group.getStatTopics", 10, "PERMISSION_DENIED : No permission for statistics")
+    with pytest.raises(SourceError) as caught:
+        run(ok)
+    assert str(caught.value).startswith(
+        "OK refused group.getStatTopics to the account of $OK_ACCESS_TOKEN (OK error 10: "
+        "PERMISSION_DENIED : No permission for statistics): it needs"
+    )
+    assert not caught.value.gone
 
 
 def test_server_errors_are_retried_then_fail(ok: OkServer) -> None:
@@ -290,10 +313,11 @@ def test_unknown_short_address_is_gone(ok: OkServer) -> None:
     [
         ("group.getInfo", b"<html>maintenance</html>", "not an OK API answer from http"),
         (
-            "mediatopic.getTopics",
-            b'{"topics": []}',
-            "not an OK API answer to mediatopic.getTopics for group ",
+            "group.getStatTopics",
+            b'{"media_topics": []}',
+            "not an OK API answer to group.getStatTopics for group ",
         ),
+        ("mediatopic.getByIds", b"[]", "not an OK API answer to mediatopic.getByIds for group "),
         (
             "discussions.getComments",
             b'{"comments": "none"}',
