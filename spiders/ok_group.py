@@ -48,6 +48,7 @@ MAX_OPEN = 1000
 STAT_FIELDS = "id,created_ms,comments,likes,reshares,views"
 TOPIC_FIELDS = "media_topic.*,user.uid,user.name,group.uid,group.name,place.*"
 COMMENT_FIELDS = "comment.*,user.uid,user.name,group.uid,group.name"
+_PAGING = {"anchor", "has_more", "entities", "totalCount", "total_count"}
 _GROUP_URL = re.compile(r"^(?:https?://)?(?:m\.)?ok\.ru/(?:group/(\d+)|([A-Za-z0-9_.]+))/?$")
 
 
@@ -207,9 +208,10 @@ def _count(stat: dict[str, Any], topic: dict[str, Any]) -> int:
 
 
 def _list(answer: Any, key: str, method: str, group: Group) -> list[dict[str, Any]]:
-    """The answer's list of items with ids; anything else is a malformed answer."""
+    """The answer's list of items with ids; anything else is a malformed answer. OK leaves
+    the list out when it is empty: an object holding nothing but paging is an empty page."""
     items = answer.get(key) if isinstance(answer, dict) else None
-    if items is None and isinstance(answer, dict) and "has_more" in answer:
+    if items is None and isinstance(answer, dict) and set(answer) <= _PAGING:
         items = []
     if not isinstance(items, list):
         raise SourceError(f"not an OK API answer to {method} for group {group.id}: no '{key}' list")

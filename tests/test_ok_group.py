@@ -335,6 +335,13 @@ def test_malformed_answer_fails_the_source_with_one_line(
     assert not caught.value.gone
 
 
+def test_an_empty_page_may_leave_the_list_out(ok: OkServer) -> None:
+    ok.malformed("group.getStatTopics", b'{"has_more": false}')
+    items, collection = run(ok)
+    assert posts(items) == {} and collection.error is None
+    assert last_cursor(items)["group_id"] == GID
+
+
 def test_unreadable_comments_of_one_topic_are_a_warning(ok: OkServer) -> None:
     ok.fail("discussions.getComments", 456, discussionId="155010000000003")
     items, collection = run(ok)
