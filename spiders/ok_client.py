@@ -162,6 +162,10 @@ class OkClient:
             cancelled=getattr(collection, "cancelled", None),
         )
 
+    def close(self) -> None:
+        """Close the connections of this collection's session."""
+        self.http.close()
+
     def signed(self, method: str, params: dict[str, Any]) -> dict[str, str]:
         """The form of one call, signed."""
         form = {k: str(v) for k, v in params.items() if v is not None}

@@ -156,8 +156,15 @@ def _call(client: OkClient, where: str, method: str, **params: Any) -> Any:
 
 def collect(collection: Any) -> Iterator[Post | Checkpoint | SourceInfo]:
     """Collect one group: new topics (newest first), then comments, checkpoint per page."""
-    options: Options = collection.source
     client = OkClient.for_collection(collection)
+    try:
+        yield from _collect(collection, client)
+    finally:
+        client.close()
+
+
+def _collect(collection: Any, client: OkClient) -> Iterator[Post | Checkpoint | SourceInfo]:
+    options: Options = collection.source
     group = resolve_group(client, options.group)
     yield SourceInfo(title=group.title, url=group.url)
     cursor = dict(collection.cursor) if collection.cursor.get("group_id") == group.id else {}
@@ -220,7 +227,7 @@ def _list(answer: Any, key: str, method: str, group: Group) -> list[dict[str, An
 
 @dataclass
 class _Reader:
-    """Comments of a group's topics, and which topics have new ones."""
+    """The content and the comments of a group's topics."""
 
     collection: Any
     client: OkClient
