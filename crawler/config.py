@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Union
 
-from pydantic import Field, ValidationError, create_model, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, create_model, field_validator
 
 from crawler.config_messages import (
     EXPECTED,
@@ -151,6 +151,11 @@ class Defaults(Strict):
         description="Base address of a VK-compatible API (default VK's own); GLAS_VK_API_URL "
         "in the environment overrides it.",
     )
+    ok_api_url: str | None = Field(
+        None,
+        description="Base address of an OK-compatible API (default https://api.ok.ru; requests "
+        "go to <base>/fb.do); GLAS_OK_API_URL in the environment overrides it.",
+    )
     batch_size: int = Field(
         200, ge=1, le=10000, description="Posts stored (and committed) per transaction."
     )
@@ -176,11 +181,11 @@ class Defaults(Strict):
     def _contact(cls, value: str | None) -> str | None:
         return contact_address(value) if value is not None else None
 
-    @field_validator("vk_api_url")
+    @field_validator("vk_api_url", "ok_api_url")
     @classmethod
-    def _http(cls, value: str | None) -> str | None:
+    def _http(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is not None:
-            http_address(value, "vk_api_url")
+            http_address(value, info.field_name or "address")
         return value.rstrip("/") if value else value
 
     @property
@@ -227,6 +232,7 @@ class OfficialAccounts(Strict):
     """Accounts whose replies are official answers, per platform (ids or screen names)."""
 
     vk: list[int | str] = Field(default_factory=list)
+    ok: list[int | str] = Field(default_factory=list)
     telegram: list[int | str] = Field(default_factory=list)
     web: list[str] = Field(default_factory=list)
     rss: list[str] = Field(default_factory=list)
@@ -313,12 +319,16 @@ def load_config(path: str | Path) -> Config:
 
 def secret_variables(config: Config) -> list[str]:
     """Names of the environment variables sources.yaml says hold secrets (every source's
-    ``token_env``, ``privacy.key_env``): their values are redacted from every message."""
+    ``token_env``, ``privacy.key_env``, any other ``…_env`` option such as ok_group's
+    ``app_key_env`` and ``secret_key_env``): their values are redacted from every message."""
     names = [config.privacy.key_env]
     for source in config.sources:
-        token_env = getattr(source, "token_env", None)
-        if token_env:
-            names += [token_env] if isinstance(token_env, str) else list(token_env)
+        for field_name in type(source).model_fields:
+            value = getattr(source, field_name, None) if field_name.endswith("_env") else None
+            if isinstance(value, str):
+                names.append(value)
+            elif isinstance(value, list):
+                names += [v for v in value if isinstance(v, str)]
     return names
 
 

@@ -168,14 +168,14 @@ def test_import_csv_errors_name_the_record_line(glas: Glas, tmp_path: Path) -> N
         "platform,native_id,text,metrics\n"
         'vk,1,"многострочный\nтекст",{}\n'
         "vk,2,ok,{broken\n"
-        "ok,3,неизвестная платформа,\n",
+        "fb,3,неизвестная платформа,\n",
         encoding="utf-8",
     )
     result = glas("--db", "inbox.db", "import", "x.csv")
     assert result.returncode == 2
     assert result.stderr.splitlines()[:2] == [
         "x.csv:4: 'metrics': not valid JSON: '{broken'",
-        "x.csv:5: 'platform' must be one of vk, telegram, rss, web",
+        "x.csv:5: 'platform' must be one of vk, ok, telegram, rss, web",
     ]
 
 
