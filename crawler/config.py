@@ -228,6 +228,7 @@ class OfficialAccounts(Strict):
 
     vk: list[int | str] = Field(default_factory=list)
     telegram: list[int | str] = Field(default_factory=list)
+    max: list[int | str] = Field(default_factory=list)
     web: list[str] = Field(default_factory=list)
     rss: list[str] = Field(default_factory=list)
 

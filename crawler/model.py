@@ -24,7 +24,7 @@ from crawler.validators import (
     size_field,
 )
 
-PLATFORMS = ("vk", "telegram", "rss", "web")
+PLATFORMS = ("vk", "telegram", "max", "rss", "web")
 KINDS = ("post", "comment")
 
 
