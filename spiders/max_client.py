@@ -108,10 +108,12 @@ class MaxClient:
         self.http = requests.Session()
         self.http.headers["User-Agent"] = user_agent
         self.http.headers["Authorization"] = token.value
+        # Given with each request: a session's ``verify`` loses to REQUESTS_CA_BUNDLE.
+        self.verify: str | bool = True
         if ca_bundle:
             if not Path(ca_bundle).is_file():
                 raise SourceError(f"ca_bundle {ca_bundle} is not a readable file")
-            self.http.verify = ca_bundle
+            self.verify = ca_bundle
 
     @classmethod
     def for_collection(cls, collection: Any) -> MaxClient:
@@ -141,7 +143,9 @@ class MaxClient:
                 raise SourceError("stopped before MAX answered")
             _pace(self.token)
             try:
-                response = self.http.get(url, params=params, timeout=self.timeout)
+                response = self.http.get(
+                    url, params=params, timeout=self.timeout, verify=self.verify
+                )
             except requests.exceptions.SSLError:
                 raise SourceError(
                     f"the TLS certificate of {self.base} is not trusted: set ca_bundle to the "

@@ -24,6 +24,7 @@ import contextlib
 import copy
 import json
 import signal
+import ssl
 import sys
 import threading
 import time
@@ -61,6 +62,7 @@ class MaxServer:
     messages: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    tls: tuple[str, str] | None = None  # (certificate chain PEM, key PEM): serve HTTPS
 
     def add_chat(self, data: dict[str, Any]) -> None:
         """A chat: ``{"chat": <Chat>, "messages": [<Message>, …]}``."""
@@ -121,6 +123,10 @@ class MaxServer:
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -140,7 +146,7 @@ class MaxServer:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     def _handle(self, handler: BaseHTTPRequestHandler) -> tuple[int, Any, dict[str, str]]:
         parts = urlsplit(handler.path)

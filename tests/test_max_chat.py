@@ -3,9 +3,12 @@ chat messages, replies, forwards, edits, paging by time with a gap healed, and e
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -269,3 +272,56 @@ def test_a_token_in_token_env_is_refused_without_echo() -> None:
         max_chat.Options(id="x", type="max_chat", chat=1, token_env="f9LHodD0cOI-secret.value")
     (error,) = raised.value.errors()
     assert "name of an environment variable" in error["msg"] and "f9LHodD0cOI" not in error["msg"]
+
+
+def certificates(directory: Path) -> tuple[Path, tuple[str, str]]:
+    """A made-up root CA (standing in for the Ministry's) and a server certificate it signed
+    for 127.0.0.1: the CA's PEM and (certificate, key) of the server."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def build(subject: str, issuer: x509.Name | None, key: Any, sign: Any, ca: bool) -> Any:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(issuer or name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+            builder = builder.add_extension(x509.SubjectAlternativeName([address]), critical=False)
+        return builder.sign(sign, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = build("Test Root CA (stands in for the Ministry's)", None, ca_key, ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    server = build("127.0.0.1", ca.subject, key, ca_key, False)
+    pem = serialization.Encoding.PEM
+    (directory / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (directory / "server.pem").write_bytes(server.public_bytes(pem))
+    (directory / "server.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return directory / "ca.pem", (str(directory / "server.pem"), str(directory / "server.key"))
+
+
+def test_https_api_needs_its_root_ca_in_ca_bundle(token: str, tmp_path: Path) -> None:
+    ca, pair = certificates(tmp_path)
+    with MaxServer(tokens={token}, tls=pair) as secure:
+        secure.add_chat(load_chat(FIXTURES / "max" / "zarechny_channel.json", newest=NOW))
+        with pytest.raises(SourceError) as raised:
+            run(secure, chat=CHANNEL)
+        assert "is not trusted: set ca_bundle" in str(raised.value)
+        assert not secure.requests  # refused before any request reached the server
+        items, collection = run(secure, chat=CHANNEL, ca_bundle=str(ca))
+        assert len(posts(items)) == 3 and collection.error is None
+        assert secure.url.startswith("https://")

@@ -134,5 +134,7 @@ def test_removed_bot_is_gone_with_a_line_to_add_it_again(
     lines = [line for line in output.splitlines() if "zarechny-chat-max" in line]
     assert any("add the bot to the chat again" in line for line in lines), output
     assert "Traceback" not in output
-    state = query(tmp_path / "inbox.db", "SELECT * FROM source_state")
-    assert any("add the bot" in (r["last_error"] or "") for r in state)
+    state = {r["source_id"]: r for r in query(tmp_path / "inbox.db", "SELECT * FROM source_state")}
+    assert state["zarechny-chat-max"]["gone"] == 1
+    assert "add the bot" in state["zarechny-chat-max"]["last_error"]
+    assert state["zarechny-adm-max"]["gone"] == 0  # the channel is read as before
