@@ -41,6 +41,7 @@ class Options(SourceConfig):
     """Posts of a MAX channel or messages of a MAX group chat, through the MAX Bot API."""
 
     platform: ClassVar[str] = "max"
+    site_collections: ClassVar[int | None] = 10  # one bot, its requests spaced per process
 
     type: Literal["max_chat"]
     chat: int | str = Field(
