@@ -1,11 +1,12 @@
 """`make demo`: harvest the bundled sample feeds from a local replay server into demo/inbox.db.
 
 Starts the replay server (feeds, a t.me/s page, a municipal site) and the local VK API server
-(tests/vk_server.py, serving the made-up community wall in examples/replay/vk/) on free loopback
-ports, writes demo/sources.yaml (the example sources pointed at those servers; VK_TOKEN=demo,
-which only the local server sees; Telegram through the stand-in of tests/telegram_fakes.py),
-runs `glas run` twice (the second run finds nothing new), then `glas stats`, and stops the
-servers.
+(tests/vk_server.py, serving the made-up community wall in examples/replay/vk/) and the local MAX
+Bot API server (tests/max_server.py, serving the made-up channel in examples/replay/max/) on free
+loopback ports, writes demo/sources.yaml (the example sources pointed at those servers;
+VK_TOKEN=demo and MAX_BOT_TOKEN=demo, which only the local servers see; Telegram through the
+stand-in of tests/telegram_fakes.py), runs `glas run` twice (the second run finds nothing new),
+then `glas stats`, and stops the servers.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.max_server import MaxServer, load_chat  # noqa: E402
 from tests.replay import ReplayServer  # noqa: E402
 from tests.vk_server import VkServer, load_wall  # noqa: E402
 
 PLACEHOLDER = "http://replay.invalid"
 VK_PLACEHOLDER = "http://vk-api.invalid"
+MAX_PLACEHOLDER = "http://max-api.invalid"
 
 
 def main() -> int:
@@ -41,6 +44,7 @@ def main() -> int:
         "GLAS_SOURCES": str(out / "sources.yaml"),
         "GLAS_DB": str(out / "inbox.db"),
         "VK_TOKEN": "demo",  # the local VK server accepts any token; never a real one here
+        "MAX_BOT_TOKEN": "demo",  # so does the local MAX server
         # Telegram's MTProto cannot be replayed: a stand-in serves the made-up channel as real
         # Telethon objects (tests/telegram_fakes.py), so no account or session is needed.
         "TELEGRAM_API_ID": "1",
@@ -48,14 +52,22 @@ def main() -> int:
         "TELEGRAM_SESSION": "demo",
         "GLAS_TELEGRAM_GATEWAY": "tests.telegram_fakes:demo",
     }
-    with ReplayServer(ROOT / "examples" / "replay") as server, VkServer() as vk:
-        for wall in sorted((ROOT / "examples" / "replay" / "vk").glob("*.json")):
+    replay = ROOT / "examples" / "replay"
+    with ReplayServer(replay) as server, VkServer() as vk, MaxServer() as max_api:
+        for wall in sorted((replay / "vk").glob("*.json")):
             vk.add_wall(load_wall(wall, newest=time.time() - 3600))  # dates: the last hours
+        for chat in sorted((replay / "max").glob("*.json")):
+            max_api.add_chat(load_chat(chat, newest=time.time() - 1800))
         template = (ROOT / "examples" / "demo-sources.yaml").read_text(encoding="utf-8")
-        config = template.replace(PLACEHOLDER, server.url).replace(VK_PLACEHOLDER, vk.url)
+        config = (
+            template.replace(PLACEHOLDER, server.url)
+            .replace(VK_PLACEHOLDER, vk.url)
+            .replace(MAX_PLACEHOLDER, max_api.url)
+        )
         (out / "sources.yaml").write_text(config, "utf-8")
         print(f"replay server: {server.url} serving examples/replay/")
         print(f"VK API server: {vk.url} serving examples/replay/vk/")
+        print(f"MAX Bot API server: {max_api.url} serving examples/replay/max/")
         print(
             f"sources: demo/sources.yaml (examples/demo-sources.yaml pointed at {server.url})\n",
             flush=True,
