@@ -284,6 +284,7 @@ class _Pages:
         state = self.state
         seen_at = datetime.now(UTC).isoformat(timespec="seconds")
         taken = 0
+        idle = 0  # pages in a row that brought no message not seen before
         while True:
             params: dict[str, Any] = {"chat_id": self.chat.id, "count": PAGE}
             if upper is not None:
@@ -299,6 +300,7 @@ class _Pages:
                 )
             posts: list[Post] = []
             stamps = []
+            unseen = sum(1 for i in items if mid(i) not in state.seen)
             for item in items:
                 key, stamp = mid(item), item.get("timestamp")
                 if key is None or not isinstance(stamp, int):
@@ -328,8 +330,9 @@ class _Pages:
                 posts.append(post)
             if posts:
                 yield posts
-            if state.limited or len(items) < PAGE or not stamps:
-                return
+            idle = 0 if unseen else idle + 1
+            if state.limited or len(items) < PAGE or not stamps or idle > 1:
+                return  # idle twice: the API repeats itself (one repeat is a full millisecond)
             oldest = min(stamps)
             if lower is not None and oldest <= lower:
                 return

@@ -186,6 +186,11 @@ class MaxClient:
                         f"{RATE_RETRIES} retries; the next run tries again"
                     )
                 asked = retry_after_seconds(response.headers.get("Retry-After"))
+                if asked is not None and asked > MAX_BACKOFF:
+                    raise SourceError(
+                        f"MAX answers HTTP {status} ({code}) to {path} and asks to wait "
+                        f"{asked:.0f}s (Retry-After); the next run tries again"
+                    )
                 pause = asked if asked is not None else self.backoff * 2 ** (rate_limited - 1)
                 self._wait(pause)
                 continue

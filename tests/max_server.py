@@ -63,6 +63,7 @@ class MaxServer:
     faults: list[Fault] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
     tls: tuple[str, str] | None = None  # (certificate chain PEM, key PEM): serve HTTPS
+    ignore_from: bool = False  # a broken API that always answers the newest page
 
     def add_chat(self, data: dict[str, Any]) -> None:
         """A chat: ``{"chat": <Chat>, "messages": [<Message>, …]}``."""
@@ -184,7 +185,7 @@ class MaxServer:
         try:
             chat_id = int(params["chat_id"])
             count = int(params.get("count", "50"))
-            upper = int(params["from"]) if "from" in params else None
+            upper = int(params["from"]) if "from" in params and not self.ignore_from else None
             lower = int(params["to"]) if "to" in params else None
         except (KeyError, ValueError):
             return 400, {"code": "proto.payload", "message": "Invalid parameters"}, {}

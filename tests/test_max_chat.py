@@ -206,6 +206,23 @@ def max_chat_client_retries() -> int:
     return RATE_RETRIES
 
 
+def test_a_wait_longer_than_a_minute_is_left_to_the_next_run(api: MaxServer) -> None:
+    api.fault("/messages", status=429, times=None, retry_after="3600")
+    with pytest.raises(SourceError, match=r"asks to wait 3600s \(Retry-After\); the next run"):
+        run(api)
+    assert api.paths().count("/messages") == 1
+
+
+def test_an_api_repeating_its_newest_page_does_not_keep_the_run_going(api: MaxServer) -> None:
+    start = max(m["timestamp"] for m in api.messages[CHAT])
+    for number in range(100, 400):
+        api.add_message(CHAT, message(number, start + number, f"сообщение {number}"))
+    api.ignore_from = True
+    items, collection = run(api, max_messages=1000)
+    assert len(posts(items)) == 100 and collection.error is None
+    assert api.paths().count("/messages") == 3
+
+
 def test_removed_bot_is_gone_with_a_line_to_add_it_again(api: MaxServer) -> None:
     api.remove_bot(CHAT)
     with pytest.raises(SourceError) as raised:
@@ -245,6 +262,12 @@ def test_malformed_answer_fails_the_source_with_one_line(
         run(api)
     assert expected in str(raised.value) and "\n" not in str(raised.value)
     assert not raised.value.gone
+
+
+def test_malformed_chat_answer_fails_the_source_with_one_line(api: MaxServer) -> None:
+    api.fault("/chats/", status=200, body=[{"chat_id": "x"}])
+    with pytest.raises(SourceError, match=r"^not a MAX chat answer from http://"):
+        run(api)
 
 
 def test_missing_ca_bundle_file_is_one_line(api: MaxServer, tmp_path: Any) -> None:
