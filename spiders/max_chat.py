@@ -3,8 +3,9 @@
 The ЦУР's bot is added to the chat or channel (as an administrator allowed to read all
 messages where the platform requires it); Glas reads ``GET /chats/{chat_id}`` for the chat's
 facts and ``GET /messages?chat_id=…&from=…&to=…&count=100`` for its messages. The API returns
-them newest first; ``from`` is the newer and ``to`` the older time bound (Unix milliseconds,
-``to`` below ``from``), so a run pages down in time (dev.max.ru/docs-api, GET /messages).
+them newest first; ``from`` is the newer and ``to`` the older time bound (``to`` below
+``from``; Unix milliseconds like every time of the API, as the ``maxapi`` package sends them),
+so a run pages down in time (dev.max.ru/docs-api/methods/GET/messages).
 
 Cursor: ``chat_id``; ``last_ts`` / ``last_mid`` (the newest message stored); ``gap``
 (``[low, high]``: message times still to collect when a run hit ``max_messages`` or stopped

@@ -348,3 +348,13 @@ def test_https_api_needs_its_root_ca_in_ca_bundle(token: str, tmp_path: Path) ->
         items, collection = run(secure, chat=CHANNEL, ca_bundle=str(ca))
         assert len(posts(items)) == 3 and collection.error is None
         assert secure.url.startswith("https://")
+
+
+def test_official_accounts_by_id_username_or_link() -> None:
+    from spiders.max_mapping import Officials
+
+    officials = Officials.parse([300900, "@Press_Adm", "https://max.ru/zhkh_zarechny", "42"])
+    assert {"user_id": 300900} in officials and {"user_id": 42} in officials
+    assert {"user_id": 1, "username": "press_adm"} in officials
+    assert {"user_id": 2, "username": "ZHKH_Zarechny"} in officials
+    assert {"user_id": 3, "username": None} not in officials
