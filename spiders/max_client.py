@@ -163,6 +163,8 @@ class MaxClient:
                     raise SourceError(f"cannot connect to {url}") from None
                 self._wait(self.backoff * 2 ** (failures - 1))
                 continue
+            except requests.RequestException as exc:
+                raise SourceError(f"request to {url} failed: {type(exc).__name__}") from None
             status = response.status_code
             if status == 200:
                 try:

@@ -358,3 +358,12 @@ def test_official_accounts_by_id_username_or_link() -> None:
     assert {"user_id": 1, "username": "press_adm"} in officials
     assert {"user_id": 2, "username": "ZHKH_Zarechny"} in officials
     assert {"user_id": 3, "username": None} not in officials
+
+
+def test_an_unreachable_api_is_one_line_after_the_retries(token: str) -> None:
+    with MaxServer() as gone:
+        address = gone.url  # a port nothing listens on once the server stopped
+    source = max_chat.Options(id="x", type="max_chat", chat=CHAT, api_url=address)
+    collection = Collection(source=source, retries=1, defaults=Defaults(retry_backoff="0s"))
+    with pytest.raises(SourceError, match=r"^cannot connect to http://127\.0\.0\.1:\d+/chats/"):
+        list(max_chat.collect(collection))
