@@ -111,8 +111,8 @@ def test_chat_replies_forwards_official_answers_and_attachments(api: MaxServer) 
     resident = found[mid(5)]
     assert resident.parent == mid(1) and not resident.author_is_official
     forward = found[mid(4)]
-    assert forward.repost_of == "mid.00000000000000770000000000000042"
-    assert forward.text.startswith("Администрация: график вывоза ТКО")
+    assert forward.repost_of == mid(1, CHANNEL)  # the channel's post
+    assert forward.text.startswith("Уважаемые жители! С 1 декабря меняется график вывоза ТКО")
     assert forward.kind == "post" and forward.parent is None
     photo = found[mid(6)]
     assert photo.geo == {"lat": 56.8431, "lon": 60.6454}
@@ -367,3 +367,12 @@ def test_an_unreachable_api_is_one_line_after_the_retries(token: str) -> None:
     collection = Collection(source=source, retries=1, defaults=Defaults(retry_backoff="0s"))
     with pytest.raises(SourceError, match=r"^cannot connect to http://127\.0\.0\.1:\d+/chats/"):
         list(max_chat.collect(collection))
+
+
+def test_recent_posts_are_read_again_for_their_views(api: MaxServer) -> None:
+    cursor = last_cursor(run(api, chat=CHANNEL)[0])
+    api.messages[CHANNEL][0]["stat"]["views"] = 2750
+    again = posts(run(api, chat=CHANNEL, cursor=cursor)[0])
+    assert again[mid(1, CHANNEL)].metrics == {"views": 2750}
+    older = posts(run(api, chat=CHANNEL, cursor=cursor, edit_window="1m")[0])
+    assert older == {}  # outside the edit window: nothing is read again

@@ -4,6 +4,7 @@ new; the token never leaks; a rejected token and a removed bot are one clear lin
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import time
@@ -21,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 Glas = Callable[..., subprocess.CompletedProcess[str]]
 CHAT = -70000000000005
+CHANNEL = -70000000000077
 
 
 def mid(number: int, chat: int = CHAT) -> str:
@@ -85,7 +87,9 @@ def test_channel_and_chat_fill_the_inbox_then_only_news_arrive(
     assert lamp["answered_at"] is not None and lamp["response_seconds"] == 20 * 60
     assert rows[mid(2)]["answered_at"] is None
     assert rows[mid(3)]["parent"] == mid(1) and rows[mid(3)]["kind"] == "comment"
-    assert rows[mid(4)]["repost_of"] == "mid.00000000000000770000000000000042"
+    forward, original = rows[mid(4)], rows[mid(1, CHANNEL)]
+    assert forward["repost_of"] == original["native_id"]
+    assert forward["cluster_id"] == original["cluster_id"]  # one case: the channel's post
     assert lamp["municipality"] == "Заречный"
     titles = {r["source_id"]: r["title"] for r in query(db, "SELECT * FROM sources")}
     assert titles["zarechny-adm-max"] == "Администрация Заречного"
@@ -106,11 +110,17 @@ def test_channel_and_chat_fill_the_inbox_then_only_news_arrive(
             "sender": {"user_id": 300100, "first_name": "Ольга", "last_name": "Петрова"},
         },
     )
+    api.edit(mid(2), "Мусор во дворе дома 12 по Садовой уже вывезли.")
     second = glas("run", "--all", env=setup)
     assert second.returncode == 0, second.stdout + second.stderr
     after = {r["native_id"]: r for r in query(db, "SELECT * FROM posts")}
     assert set(after) - set(seqs) == {mid(7)}
-    assert {k for k, r in after.items() if k in seqs and r["seq"] != seqs[k]} == set()
+    assert {k for k, r in after.items() if k in seqs and r["seq"] != seqs[k]} == {mid(2)}
+    edited = after[mid(2)]
+    assert edited["text"] == rows[mid(2)]["text"]  # the first text stays: it is the complaint
+    assert edited["edited_at"] is not None
+    raw = json.loads(edited["raw"])
+    assert raw["edited"] is True and raw["text_now"].startswith("Мусор во дворе дома 12")
 
 
 def test_rejected_token_is_one_line_naming_its_variable(
