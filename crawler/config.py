@@ -234,6 +234,7 @@ class OfficialAccounts(Strict):
     vk: list[int | str] = Field(default_factory=list)
     ok: list[int | str] = Field(default_factory=list)
     telegram: list[int | str] = Field(default_factory=list)
+    max: list[int | str] = Field(default_factory=list)
     web: list[str] = Field(default_factory=list)
     rss: list[str] = Field(default_factory=list)
 

@@ -47,7 +47,7 @@ class ImportRow(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, allow_inf_nan=False)
 
-    platform: Literal["vk", "ok", "telegram", "rss", "web"]
+    platform: Literal["vk", "ok", "telegram", "max", "rss", "web"]
     native_id: Text = Field(..., min_length=1)
     text: Text
     source_id: Text | None = None

@@ -24,7 +24,7 @@ from crawler.validators import (
     size_field,
 )
 
-PLATFORMS = ("vk", "ok", "telegram", "rss", "web")
+PLATFORMS = ("vk", "ok", "telegram", "max", "rss", "web")
 KINDS = ("post", "comment")
 
 

@@ -1,13 +1,13 @@
 """`make demo`: harvest the bundled sample feeds from a local replay server into demo/inbox.db.
 
 Starts the replay server (feeds, a t.me/s page, a municipal site), the local VK API server
-(tests/vk_server.py, serving the made-up community wall in examples/replay/vk/) and the local OK
-API server (tests/ok_server.py, the made-up group in examples/replay/ok/) on free loopback
-ports, writes demo/sources.yaml (the example sources pointed at those servers; VK_TOKEN=demo
-and made-up OK credentials, which only the local servers see; Telegram through the stand-in of
-tests/telegram_fakes.py),
-runs `glas run` twice (the second run finds nothing new), then `glas stats`, and stops the
-servers.
+(tests/vk_server.py, serving the made-up community wall in examples/replay/vk/), the local OK
+API server (tests/ok_server.py, the made-up group in examples/replay/ok/) and the local MAX Bot
+API server (tests/max_server.py, the made-up channel in examples/replay/max/) on free loopback
+ports, writes demo/sources.yaml (the example sources pointed at those servers; VK_TOKEN=demo,
+MAX_BOT_TOKEN=demo and made-up OK credentials, which only the local servers see; Telegram
+through the stand-in of tests/telegram_fakes.py), runs `glas run` twice (the second run finds
+nothing new), then `glas stats`, and stops the servers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.max_server import MaxServer, load_chat  # noqa: E402
 from tests.ok_server import APP_KEY, APP_SECRET, TOKEN, OkServer, load_group  # noqa: E402
 from tests.replay import ReplayServer  # noqa: E402
 from tests.vk_server import VkServer, load_wall  # noqa: E402
@@ -29,6 +30,7 @@ from tests.vk_server import VkServer, load_wall  # noqa: E402
 PLACEHOLDER = "http://replay.invalid"
 VK_PLACEHOLDER = "http://vk-api.invalid"
 OK_PLACEHOLDER = "http://ok-api.invalid"
+MAX_PLACEHOLDER = "http://max-api.invalid"
 
 
 def main() -> int:
@@ -49,6 +51,7 @@ def main() -> int:
         "OK_APP_KEY": APP_KEY,
         "OK_APP_SECRET_KEY": APP_SECRET,
         "OK_ACCESS_TOKEN": TOKEN,
+        "MAX_BOT_TOKEN": "demo",  # so does the local MAX server
         # Telegram's MTProto cannot be replayed: a stand-in serves the made-up channel as real
         # Telethon objects (tests/telegram_fakes.py), so no account or session is needed.
         "TELEGRAM_API_ID": "1",
@@ -57,18 +60,25 @@ def main() -> int:
         "GLAS_TELEGRAM_GATEWAY": "tests.telegram_fakes:demo",
     }
     replay = ROOT / "examples" / "replay"
-    with ReplayServer(replay) as server, VkServer() as vk, OkServer() as ok:
+    with ReplayServer(replay) as server, VkServer() as vk, OkServer() as ok, MaxServer() as max_api:
         for wall in sorted((replay / "vk").glob("*.json")):
             vk.add_wall(load_wall(wall, newest=time.time() - 3600))  # dates: the last hours
         for group in sorted((replay / "ok").glob("*.json")):
             ok.add_group(load_group(group, newest=time.time() - 3600))
+        for chat in sorted((replay / "max").glob("*.json")):
+            max_api.add_chat(load_chat(chat, newest=time.time() - 1800))
         template = (ROOT / "examples" / "demo-sources.yaml").read_text(encoding="utf-8")
-        config = template.replace(PLACEHOLDER, server.url).replace(VK_PLACEHOLDER, vk.url)
-        config = config.replace(OK_PLACEHOLDER, ok.url)
+        config = (
+            template.replace(PLACEHOLDER, server.url)
+            .replace(VK_PLACEHOLDER, vk.url)
+            .replace(OK_PLACEHOLDER, ok.url)
+            .replace(MAX_PLACEHOLDER, max_api.url)
+        )
         (out / "sources.yaml").write_text(config, "utf-8")
         print(f"replay server: {server.url} serving examples/replay/")
         print(f"VK API server: {vk.url} serving examples/replay/vk/")
         print(f"OK API server: {ok.url} serving examples/replay/ok/")
+        print(f"MAX Bot API server: {max_api.url} serving examples/replay/max/")
         print(
             f"sources: demo/sources.yaml (examples/demo-sources.yaml pointed at {server.url})\n",
             flush=True,

@@ -30,7 +30,7 @@ def test_check_lists_the_sources(glas: Callable, tmp_path: Path) -> None:
         assert any(line.startswith(f"{source_id} ") for line in lines), result.stdout
     assert "cron */30 * * * *" in result.stdout
     assert "every 15m" in result.stdout
-    assert lines[-1] == "demo.yaml: ok, 10 sources (10 enabled)"
+    assert lines[-1] == "demo.yaml: ok, 11 sources (11 enabled)"
     assert result.stderr == ""
 
 

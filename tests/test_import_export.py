@@ -175,7 +175,7 @@ def test_import_csv_errors_name_the_record_line(glas: Glas, tmp_path: Path) -> N
     assert result.returncode == 2
     assert result.stderr.splitlines()[:2] == [
         "x.csv:4: 'metrics': not valid JSON: '{broken'",
-        "x.csv:5: 'platform' must be one of vk, ok, telegram, rss, web",
+        "x.csv:5: 'platform' must be one of vk, ok, telegram, max, rss, web",
     ]
 
 
