@@ -7,6 +7,8 @@ same overrides.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -70,9 +72,9 @@ def apply(post: Post, rules: Flagger) -> Post:
 def _set(post: Post, flags: Flags) -> Post:
     post.complaint_score = flags.complaint_score
     post.is_complaint = flags.is_complaint
-    post.topics = flags.topics
-    post.topic_scores = flags.topic_scores
-    post.places = flags.places
+    post.topics = list(flags.topics)  # copies: the flags of a repeated text serve many posts
+    post.topic_scores = dict(flags.topic_scores)
+    post.places = [dict(place) for place in flags.places]
     if not post.municipality and flags.municipality:
         post.municipality = flags.municipality
     return post
@@ -97,18 +99,51 @@ def stage(
         settings.comment_model,
     )
 
+    memory = Repeats()
+
     def flag_batch(posts: list[Post]) -> list[Post]:
-        texts = [_text_of(post) for post in posts]
-        flags = rules.flag_many(
-            texts,
-            [post.author_is_official for post in posts],
-            [post.kind == "comment" for post in posts],
-        )
-        for post, one in zip(posts, flags, strict=True):
-            _set(post, one)
+        keys = [(_text_of(post), post.author_is_official, post.kind == "comment") for post in posts]
+        known = memory.get(keys)
+        todo = list(dict.fromkeys(key for key in keys if key not in known))
+        if todo:
+            flags = rules.flag_many(
+                [k[0] for k in todo], [k[1] for k in todo], [k[2] for k in todo]
+            )
+            known.update(zip(todo, flags, strict=True))
+            memory.put(known)
+        for post, key in zip(posts, keys, strict=True):
+            _set(post, known[key])
         return posts
 
     return flag_batch
+
+
+REPEATS_KEPT = 10_000
+
+
+class Repeats:
+    """The flags of the last ``REPEATS_KEPT`` texts a stage flagged, so a text that comes again
+    word for word (reposts, template complaints: a quarter of the real appeals repeat another)
+    is flagged once. Flagging depends on the text, the author being official and the post
+    being a comment only, so the flags are the same."""
+
+    def __init__(self, size: int = REPEATS_KEPT) -> None:
+        self.size = size
+        self.flags: OrderedDict[tuple[str, bool, bool], Flags] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, keys: list[tuple[str, bool, bool]]) -> dict[tuple[str, bool, bool], Flags]:
+        with self.lock:
+            found = {key: self.flags[key] for key in keys if key in self.flags}
+            for key in found:
+                self.flags.move_to_end(key)
+        return found
+
+    def put(self, flags: dict[tuple[str, bool, bool], Flags]) -> None:
+        with self.lock:
+            self.flags.update(flags)
+            while len(self.flags) > self.size:
+                self.flags.popitem(last=False)
 
 
 def check(settings: FlaggingSettings, base: Path | None = None) -> str | None:

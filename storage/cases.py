@@ -9,6 +9,7 @@ also seeing the posts placed before it in the batch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -210,6 +211,81 @@ class CaseWrites(SqlCore):
                 touched.add(old)
         touched.add(target)
         self._merge_clusters(targets, touched, now)
+
+    def _append_members(
+        self, appended: dict[int, list[dict[str, Any]]], seq_before: int, now: str
+    ) -> set[int]:
+        """Bring the summaries of stored cases that only gained new posts up to date from
+        their stored summary and the new posts alone (a case's cost must not grow with its
+        size). Returns the cases this cannot do: a new post earlier than the case's canonical
+        one, or naming another municipality than the case's; they need a full refresh."""
+        if not appended:
+            return set()
+        ids = sorted(appended)
+        stored: dict[int, dict[str, Any]] = {}
+        known: set[tuple[int, str]] = set()  # (case, author) of its posts stored before
+        for start in range(0, len(ids), KEYS_PER_QUERY):
+            chunk = ids[start : start + KEYS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            for cluster_id, *values in self._execute(
+                f"SELECT cluster_id, {', '.join(SUMMARY_COLUMNS)} FROM clusters "
+                f"WHERE cluster_id IN ({marks})",
+                chunk,
+            ).fetchall():
+                stored[cluster_id] = dict(zip(SUMMARY_COLUMNS, values, strict=True))
+            authors = sorted({r["author_id"] for c in chunk for r in appended[c] if r["author_id"]})
+            for first in range(0, len(authors), KEYS_PER_QUERY):
+                names = authors[first : first + KEYS_PER_QUERY]
+                known.update(
+                    self._execute(
+                        "SELECT DISTINCT cluster_id, author_id FROM posts WHERE cluster_id IN "
+                        f"({marks}) AND author_id IN ({', '.join('?' for _ in names)}) "
+                        "AND seq <= ?",
+                        [*chunk, *names, seq_before],
+                    ).fetchall()
+                )
+        fallback: set[int] = set()
+        changed = []
+        for cluster_id in ids:
+            old = stored[cluster_id]
+            rows = appended[cluster_id]
+            times = [r["published_at"] or now for r in rows]
+            towns = {r["municipality"] for r in rows if r["municipality"]}
+            if (
+                old["size"] == 0
+                or min(times) <= old["first_seen"]
+                or len(towns - {old["municipality"]}) > (0 if old["municipality"] else 1)
+            ):
+                fallback.add(cluster_id)
+                continue
+            new = dict(old)
+            new["size"] = old["size"] + len(rows)
+            new["last_seen"] = max(old["last_seen"], *times)
+            new["authors"] = old["authors"] + len(
+                {r["author_id"] for r in rows if r["author_id"]}
+                - {a for c, a in known if c == cluster_id}
+            )
+            for name, column in (("platforms", "platform"), ("sources", "source_id")):
+                names = set(json.loads(old[name])) | {r[column] for r in rows}
+                new[name] = dumps(sorted(names))
+            if not old["municipality"] and towns:
+                (new["municipality"],) = towns  # the only one any new post names
+            for name, pick in (
+                ("complaint_score", max),
+                ("is_complaint", max),
+                ("answered_at", min),
+            ):
+                values = [v for v in (old[name], *(r[name] for r in rows)) if v is not None]
+                new[name] = pick(values) if values else None
+            values = tuple(new[name] for name in SUMMARY_COLUMNS)
+            changed.append((*values, now, self._stamp("clusters", cluster_id), cluster_id))
+        sets = ", ".join(f"{name} = ?" for name in SUMMARY_COLUMNS)
+        self._executemany(
+            f"UPDATE clusters SET {sets}, updated_at = ?, seq = coalesce(?, seq) "
+            "WHERE cluster_id = ?",
+            changed,
+        )
+        return fallback
 
     def _refresh_clusters(
         self, cluster_ids: Iterable[int], now: str, edited: set[int] | frozenset = frozenset()

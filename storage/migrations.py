@@ -386,13 +386,18 @@ MIGRATIONS += (
 MIGRATIONS += (
     Migration(
         5,
-        "batched storage: indexes for case merges and recent posts, posts.collected_hash",
+        "batched storage: indexes for case merges, case authors and recent posts, "
+        "posts.collected_hash",
         """
+DROP INDEX posts_cluster;
+CREATE INDEX posts_cluster ON posts (cluster_id, author_id);
 CREATE INDEX clusters_merged_into ON clusters (merged_into) WHERE merged_into IS NOT NULL;
 CREATE INDEX posts_at ON posts ((coalesce(published_at, first_seen_at)));
 ALTER TABLE posts ADD COLUMN collected_hash TEXT;
 """,
         """
+DROP INDEX posts_cluster;
+CREATE INDEX posts_cluster ON posts (cluster_id, author_id);
 CREATE INDEX clusters_merged_into ON clusters (merged_into) WHERE merged_into IS NOT NULL;
 CREATE INDEX posts_at ON posts ((coalesce(published_at, first_seen_at)));
 ALTER TABLE posts ADD COLUMN collected_hash text;

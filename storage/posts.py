@@ -113,7 +113,8 @@ class PostWrites(CaseWrites, AnswerWrites):
                 result.updated += 1
                 if found.dedupe_key != row["dedupe_key"] or found.cluster_id is None:
                     moved.append((found, row, post))
-            merged = self._insert_new(new, touched, now)
+            joined: dict[int, list[dict[str, Any]]] = {}  # stored cases new posts joined
+            merged = self._insert_new(new, touched, joined, now)
             self._update_posts(updates, now)
             self._mark_deleted(deletions, now)
             self._executemany("UPDATE posts SET collected_hash = ? WHERE id = ?", rehashed)
@@ -122,6 +123,8 @@ class PostWrites(CaseWrites, AnswerWrites):
                 self._assign_cluster(found.id, found.cluster_id, targets, touched, now)
             cases = self._cases_after(updates, moved, merged, touched, edited)
             self._record_answers(answered, touched, now)
+            appended = {c: rows for c, rows in joined.items() if c not in touched}
+            touched |= self._append_members(appended, result.seq_before, now)
             self._refresh_clusters(touched, now, edited)
             if cursor is not None:
                 self._save_cursor(source_id, cursor, now)
@@ -161,10 +164,14 @@ class PostWrites(CaseWrites, AnswerWrites):
         return {key: stored.collected_hash for key, stored in self._find_posts(keys).items()}
 
     def _insert_new(
-        self, items: list[tuple[dict[str, Any], Post]], touched: set[int], now: str
+        self,
+        items: list[tuple[dict[str, Any], Post]],
+        touched: set[int],
+        joined: dict[int, list[dict[str, Any]]],
+        now: str,
     ) -> bool:
-        """Place new posts in cases and insert them (and the cases they open) at once;
-        return whether stored cases were merged."""
+        """Place new posts in cases and insert them (and the cases they open) at once; the
+        rows that joined stored cases go to ``joined``. Return whether stored cases merged."""
         if not items:
             return False
         place = self._placement(items)
@@ -188,7 +195,7 @@ class PostWrites(CaseWrites, AnswerWrites):
             if row["cluster_id"] in opened:
                 opened[row["cluster_id"]].append(row)
             else:
-                touched.add(row["cluster_id"])
+                joined.setdefault(row["cluster_id"], []).append(row)
         summaries: dict[int, dict[str, Any]] = {}
         for cluster_id, rows in opened.items():
             if cluster_id in place.merged:  # opened, then joined to another in this batch

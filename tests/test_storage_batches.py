@@ -19,6 +19,7 @@ import pytest
 from crawler.model import Post, SourceConfig
 from crawler.pipeline import Ingest, near_duplicates
 from dedupe.exact import text_key
+from storage.cases import MEMBER_SELECT, SUMMARY_COLUMNS, Member, summary_of
 from storage.postgres import PostgresInbox
 from storage.sql import SqlInbox
 
@@ -246,3 +247,45 @@ def test_the_near_duplicate_index_learns_stored_cases_without_reading_them(
     for native_id, cluster_id in stored.items():
         assert index.group(index.by_key[("vk", native_id)]) == cluster_id
     assert stage.catch_up() == 0  # nothing left to read back
+
+
+def test_case_summaries_kept_by_appending_equal_a_full_recount(inbox: SqlInbox) -> None:
+    """Cases that only gain posts are summed up from their summary and the new posts; the
+    result equals a recount of all their posts (authors seen before and new, two sources
+    and platforms, a municipality named later, scores, an answer, a post older than the
+    case's first: that one takes a full recount)."""
+    texts = [POTHOLE, TRASH, LIGHTS]
+    for batch in range(6):
+        posts = []
+        for n in range(12):
+            p = post(f"{batch}-{n}", texts[n % 3], minutes=60 * batch + n, author_id=f"u{n % 4}")
+            p.platform = "vk" if n % 2 else "telegram"
+            p.source_id = f"src{n % 2}"
+            p.complaint_score, p.is_complaint = (n % 5) / 5, n % 5 > 2
+            p.municipality = "Тверь" if batch >= 3 and n == 4 else None
+            posts.append(p)
+        if batch == 4:
+            posts.append(post("early", POTHOLE, minutes=-30, author_id="u9"))
+        inbox.store("src", posts)
+    answer = post("ans", "Ответ: яму заделаем", minutes=500, kind="comment", parent="1-0",
+                  author_is_official=True)  # fmt: skip
+    answer.platform = "telegram"
+    inbox.store("src", [answer, post("late", POTHOLE, minutes=600, author_id="u1")])
+    recounted = 0
+    for (cluster_id,) in inbox.query("SELECT cluster_id FROM clusters WHERE size > 0"):
+        members = [
+            Member(*row)
+            for row in inbox.query(
+                f"SELECT {MEMBER_SELECT} FROM posts WHERE cluster_id = ? ORDER BY at, id",
+                (cluster_id,),
+            )
+        ]
+        stored = inbox.query(
+            f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM clusters WHERE cluster_id = ?",
+            (cluster_id,),
+        )[0]
+        expected = summary_of(members)
+        assert stored == tuple(expected[name] for name in SUMMARY_COLUMNS), cluster_id
+        recounted += 1
+    assert recounted >= 3
+    consistent(inbox)
