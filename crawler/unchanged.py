@@ -17,28 +17,16 @@ import hashlib
 from crawler import __version__
 from crawler.model import Post
 from storage import Inbox
-from storage.rows import dumps
+from storage.rows import ANSWER_COLUMNS, CONTENT_COLUMNS, dumps
 
-# What a collector gives that storage keeps (``raw`` aside: a change there alone does not
-# change the stored post either).
+# What a collector gives that storage keeps: the columns less what the stages set (``raw``
+# aside: a change there alone does not change the stored post either).
+STAGE_COLUMNS = frozenset(
+    {"dedupe_key", "complaint_score", "is_complaint", "topics", "topic_scores", "places"}
+)
 COLLECTED_FIELDS = (
-    "kind",
-    "parent",
-    "url",
-    "title",
-    "author_id",
-    "author_name",
-    "author_is_official",
-    "text",
-    "published_at",
-    "edited_at",
-    "metrics",
-    "geo",
-    "repost_of",
-    "municipality",
-    "answered_at",
-    "answered_by",
-    "response_seconds",
+    *(name for name in CONTENT_COLUMNS if name not in STAGE_COLUMNS),
+    *ANSWER_COLUMNS,
     "deleted",
 )
 

@@ -26,6 +26,7 @@ import requests
 
 from crawler.model import SourceError
 from crawler.polite import retry_after_seconds
+from spiders.api import Pacer, base_address
 
 MAX_BASE = "https://platform-api2.max.ru"
 MIN_INTERVAL = 1 / 20  # the platform allows 30 requests a second per bot: stay under it
@@ -59,29 +60,10 @@ def load_token(name: str) -> Token:
 
 def api_base(configured: str | None) -> str:
     """The API's base address: env ``GLAS_MAX_API_URL``, else the source's ``api_url``."""
-    from crawler.validators import http_address
-
-    override = os.environ.get("GLAS_MAX_API_URL")
-    if override:
-        try:
-            http_address(override, "GLAS_MAX_API_URL")
-        except ValueError as exc:
-            raise SourceError(f"environment: {exc}") from None
-    return (override or configured or MAX_BASE).rstrip("/")
+    return base_address("GLAS_MAX_API_URL", configured, MAX_BASE)
 
 
-_PACE: dict[str, float] = {}
-_PACE_LOCK = threading.Lock()
-
-
-def _pace(token: Token) -> None:
-    """Space the requests of one bot token over every MAX source of the process."""
-    with _PACE_LOCK:
-        now = time.monotonic()
-        at = max(now, _PACE.get(token.value, 0.0))
-        _PACE[token.value] = at + MIN_INTERVAL
-    if at > now:
-        time.sleep(at - now)
+_PACER = Pacer(MIN_INTERVAL)  # per bot token, shared by every MAX source of the process
 
 
 class MaxClient:
@@ -141,7 +123,7 @@ class MaxClient:
         while True:
             if self.cancelled is not None and self.cancelled.is_set():
                 raise SourceError("stopped before MAX answered")
-            _pace(self.token)
+            _PACER.wait(self.token.value)
             try:
                 response = self.http.get(
                     url, params=params, timeout=self.timeout, verify=self.verify

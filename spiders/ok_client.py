@@ -31,6 +31,7 @@ from typing import Any
 import requests
 
 from crawler.model import SourceError
+from spiders.api import Pacer, base_address
 
 OK_BASE = "https://api.ok.ru"
 MIN_INTERVAL = 0.1  # seconds between two requests of one token, process-wide
@@ -95,32 +96,12 @@ def signature(params: dict[str, str], session_secret: str) -> str:
     return md5(body + session_secret)
 
 
-_PACE: dict[str, float] = {}
-_PACE_LOCK = threading.Lock()
-
-
-def _pace(token: str) -> None:
-    """Wait for this token's next slot (shared by every OK source of the process)."""
-    with _PACE_LOCK:
-        now = time.monotonic()
-        at = max(now, _PACE.get(token, 0.0))
-        _PACE[token] = at + MIN_INTERVAL
-    if at > now:
-        time.sleep(at - now)
+_PACER = Pacer(MIN_INTERVAL)  # per token, shared by every OK source of the process
 
 
 def api_base(defaults: Any = None) -> str:
     """The API's base: env GLAS_OK_API_URL, else ``defaults.ok_api_url``, else OK's."""
-    from crawler.validators import http_address
-
-    configured = os.environ.get("GLAS_OK_API_URL")
-    if configured:
-        try:
-            http_address(configured, "GLAS_OK_API_URL")
-        except ValueError as exc:
-            raise SourceError(f"environment: {exc}") from None
-    configured = configured or getattr(defaults, "ok_api_url", None)
-    return (configured or OK_BASE).rstrip("/")
+    return base_address("GLAS_OK_API_URL", getattr(defaults, "ok_api_url", None), OK_BASE)
 
 
 class OkClient:
@@ -180,7 +161,7 @@ class OkClient:
         while True:
             if self.cancelled is not None and self.cancelled.is_set():
                 raise SourceError("stopped before OK answered")
-            _pace(self.credentials.token)
+            _PACER.wait(self.credentials.token)
             problem, answer = self._send(method, params)
             if problem is None and isinstance(answer, dict) and "error_code" in answer:
                 code, message = _error(answer)

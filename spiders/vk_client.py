@@ -38,6 +38,7 @@ from requests.adapters import HTTPAdapter
 from vk_api.exceptions import ApiError, ApiHttpError
 
 from crawler.model import SourceError
+from spiders.api import base_address
 
 API_VERSION = "5.199"
 VK_BASE = "https://api.vk.ru"
@@ -140,19 +141,8 @@ def check_env_names(value: str | list[str]) -> str | list[str]:
 
 
 def api_base(defaults: Any = None) -> str:
-    """The API's base address: env GLAS_VK_API_URL, else ``defaults.vk_api_url``, else VK's.
-
-    The environment's value gets the check sources.yaml's addresses get (SourceError if bad)."""
-    from crawler.validators import http_address
-
-    configured = os.environ.get("GLAS_VK_API_URL")
-    if configured:
-        try:
-            http_address(configured, "GLAS_VK_API_URL")
-        except ValueError as exc:
-            raise SourceError(f"environment: {exc}") from None
-    configured = configured or getattr(defaults, "vk_api_url", None)
-    return (configured or VK_BASE).rstrip("/")
+    """The API's base address: env GLAS_VK_API_URL, else ``defaults.vk_api_url``, else VK's."""
+    return base_address("GLAS_VK_API_URL", getattr(defaults, "vk_api_url", None), VK_BASE)
 
 
 class _Rebase(HTTPAdapter):

@@ -10,7 +10,7 @@ also seeing the posts placed before it in the batch.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from crawler.model import Post
@@ -97,18 +97,22 @@ class Placement:
 class CaseWrites(SqlCore):
     """Placing posts in cases, merging cases and keeping their summaries current."""
 
-    def _placement(self, items: list[tuple[dict[str, Any], Post]]) -> Placement:
+    def _placement(
+        self, items: list[tuple[dict[str, Any], Post]], exclude: Sequence[int] = ()
+    ) -> Placement:
         """Look up, for a batch of new posts, every stored case they may join (a few
-        queries for the whole batch, each on an index)."""
+        queries for the whole batch, each on an index); stored posts being moved
+        (``exclude``, their ids) are no same-text target of their own."""
         place = Placement()
         texts = sorted({row["dedupe_key"] for row, _ in items if row["dedupe_key"] is not None})
+        others = f"AND id NOT IN ({', '.join('?' for _ in exclude)}) " if exclude else ""
         for start in range(0, len(texts), KEYS_PER_QUERY):
             chunk = texts[start : start + KEYS_PER_QUERY]
             for key, cluster_id in self._execute(
                 "SELECT dedupe_key, min(cluster_id) FROM posts WHERE dedupe_key IN "
-                f"({', '.join('?' for _ in chunk)}) AND cluster_id IS NOT NULL "
+                f"({', '.join('?' for _ in chunk)}) AND cluster_id IS NOT NULL {others}"
                 "GROUP BY dedupe_key",
-                chunk,
+                [*chunk, *exclude],
             ).fetchall():
                 place.by_text[key] = cluster_id
         links = {link for _, post in items for link in post.duplicate_of or ()}
@@ -128,28 +132,6 @@ class CaseWrites(SqlCore):
             ).fetchall():
                 place.reposts.setdefault((platform, original), set()).add(cluster_id)
         return place
-
-    def _link_targets(self, row: dict[str, Any], post: Post, exclude: int) -> list[int]:
-        """The cases a stored post whose text changed belongs to (not counting itself)."""
-        parts = [
-            "SELECT cluster_id FROM posts WHERE platform = ? AND repost_of = ? "
-            "AND id != ? AND cluster_id IS NOT NULL"
-        ]
-        params: list[Any] = [row["platform"], row["native_id"], exclude]
-        for platform, native_id in post.duplicate_of or ():
-            parts.append(
-                "SELECT cluster_id FROM posts WHERE platform = ? AND native_id = ? "
-                "AND id != ? AND cluster_id IS NOT NULL"
-            )
-            params += [platform, native_id, exclude]
-        if row["dedupe_key"] is not None:
-            parts.append(
-                "SELECT cluster_id FROM (SELECT cluster_id FROM posts WHERE dedupe_key = ? "
-                "AND id != ? AND cluster_id IS NOT NULL LIMIT 1) AS same_text"
-            )
-            params += [row["dedupe_key"], exclude]
-        hits = self._execute(" UNION ".join(parts), params).fetchall()
-        return sorted({hit[0] for hit in hits})
 
     def _merge_clusters(self, targets: list[int], touched: set[int], now: str) -> None:
         """Move every stored post of ``targets[1:]`` into ``targets[0]`` (the oldest case).
@@ -191,11 +173,29 @@ class CaseWrites(SqlCore):
             rows.append((cluster_id, *values, summary.get("merged_into"), now, self._next_seq()))
         self._insert_rows("clusters", columns, rows)
 
+    def _move_posts(
+        self, moved: list[tuple[int, int | None, dict[str, Any], Post]], touched: set[int], now: str
+    ) -> None:
+        """Place stored posts whose text changed (``(id, case, row, post)``) as new posts are
+        placed (:meth:`_placement`), each seeing the moves before it."""
+        if not moved:
+            return
+        place = self._placement(
+            [(row, post) for _, _, row, post in moved], [post_id for post_id, *_ in moved]
+        )
+        for post_id, old, row, post in moved:
+            targets = place.targets(row, post)
+            row["cluster_id"] = self._assign_cluster(post_id, old, targets, touched, now)
+            for other in targets[1:]:
+                place.merged[other] = targets[0]
+            place.placed(row)
+
     def _assign_cluster(
         self, post_id: int, old: int | None, targets: list[int], touched: set[int], now: str
-    ) -> None:
+    ) -> int:
         """Move a stored post whose text changed: join the oldest of ``targets`` (merging
-        the others into it), else keep its case when it is alone there, else open one."""
+        the others into it), else keep its case when it is alone there, else open one.
+        Returns its case."""
         target = targets[0] if targets else None
         if target is None and old is not None:
             others = self._execute(
@@ -211,6 +211,30 @@ class CaseWrites(SqlCore):
                 touched.add(old)
         touched.add(target)
         self._merge_clusters(targets, touched, now)
+        return target
+
+    def _stored_summaries(self, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        """The stored summaries of cases ``ids`` (the values of :data:`SUMMARY_COLUMNS`)."""
+        stored: dict[int, tuple[Any, ...]] = {}
+        for start in range(0, len(ids), KEYS_PER_QUERY):
+            chunk = ids[start : start + KEYS_PER_QUERY]
+            for cluster_id, *values in self._execute(
+                f"SELECT cluster_id, {', '.join(SUMMARY_COLUMNS)} FROM clusters "
+                f"WHERE cluster_id IN ({', '.join('?' for _ in chunk)})",
+                chunk,
+            ).fetchall():
+                stored[cluster_id] = tuple(values)
+        return stored
+
+    def _write_summaries(self, rows: list[tuple[Any, ...]]) -> None:
+        """Write summaries: rows of the :data:`SUMMARY_COLUMNS` values, ``updated_at``, the
+        new seq (None: keep the one given in this transaction) and the case."""
+        sets = ", ".join(f"{name} = ?" for name in SUMMARY_COLUMNS)
+        self._executemany(
+            f"UPDATE clusters SET {sets}, updated_at = ?, seq = coalesce(?, seq) "
+            "WHERE cluster_id = ?",
+            rows,
+        )
 
     def _append_members(
         self, appended: dict[int, list[dict[str, Any]]], seq_before: int, now: str
@@ -222,17 +246,14 @@ class CaseWrites(SqlCore):
         if not appended:
             return set()
         ids = sorted(appended)
-        stored: dict[int, dict[str, Any]] = {}
+        stored = {
+            cluster_id: dict(zip(SUMMARY_COLUMNS, values, strict=True))
+            for cluster_id, values in self._stored_summaries(ids).items()
+        }
         known: set[tuple[int, str]] = set()  # (case, author) of its posts stored before
         for start in range(0, len(ids), KEYS_PER_QUERY):
             chunk = ids[start : start + KEYS_PER_QUERY]
             marks = ", ".join("?" for _ in chunk)
-            for cluster_id, *values in self._execute(
-                f"SELECT cluster_id, {', '.join(SUMMARY_COLUMNS)} FROM clusters "
-                f"WHERE cluster_id IN ({marks})",
-                chunk,
-            ).fetchall():
-                stored[cluster_id] = dict(zip(SUMMARY_COLUMNS, values, strict=True))
             authors = sorted({r["author_id"] for c in chunk for r in appended[c] if r["author_id"]})
             for first in range(0, len(authors), KEYS_PER_QUERY):
                 names = authors[first : first + KEYS_PER_QUERY]
@@ -279,12 +300,7 @@ class CaseWrites(SqlCore):
                 new[name] = pick(values) if values else None
             values = tuple(new[name] for name in SUMMARY_COLUMNS)
             changed.append((*values, now, self._stamp("clusters", cluster_id), cluster_id))
-        sets = ", ".join(f"{name} = ?" for name in SUMMARY_COLUMNS)
-        self._executemany(
-            f"UPDATE clusters SET {sets}, updated_at = ?, seq = coalesce(?, seq) "
-            "WHERE cluster_id = ?",
-            changed,
-        )
+        self._write_summaries(changed)
         return fallback
 
     def _refresh_clusters(
@@ -298,7 +314,6 @@ class CaseWrites(SqlCore):
         """
         ids = sorted(cluster_ids)
         members: dict[int, list[Member]] = {c: [] for c in ids}
-        stored: dict[int, tuple[Any, ...]] = {}
         for start in range(0, len(ids), KEYS_PER_QUERY):
             chunk = ids[start : start + KEYS_PER_QUERY]
             marks = ", ".join("?" for _ in chunk)
@@ -308,12 +323,7 @@ class CaseWrites(SqlCore):
                 chunk,
             ).fetchall():
                 members[cluster_id].append(Member(*values))
-            for cluster_id, *values in self._execute(
-                f"SELECT cluster_id, {', '.join(SUMMARY_COLUMNS)} FROM clusters "
-                f"WHERE cluster_id IN ({marks})",
-                chunk,
-            ).fetchall():
-                stored[cluster_id] = tuple(values)
+        stored = self._stored_summaries(ids)
         changed, canonical = [], []
         for cluster_id in ids:
             summary = summary_of(members[cluster_id])
@@ -325,12 +335,7 @@ class CaseWrites(SqlCore):
                 flag = int(member is members[cluster_id][0])
                 if member.is_canonical != flag:
                     canonical.append((flag, self._stamp("posts", member.id), member.id))
-        sets = ", ".join(f"{name} = ?" for name in SUMMARY_COLUMNS)
-        self._executemany(
-            f"UPDATE clusters SET {sets}, updated_at = ?, seq = coalesce(?, seq) "
-            "WHERE cluster_id = ?",
-            changed,
-        )
+        self._write_summaries(changed)
         self._executemany(
             "UPDATE posts SET is_canonical = ?, seq = coalesce(?, seq) WHERE id = ?", canonical
         )

@@ -118,9 +118,7 @@ class PostWrites(CaseWrites, AnswerWrites):
             self._update_posts(updates, now)
             self._mark_deleted(deletions, now)
             self._executemany("UPDATE posts SET collected_hash = ? WHERE id = ?", rehashed)
-            for found, row, post in moved:
-                targets = self._link_targets(row, post, exclude=found.id)
-                self._assign_cluster(found.id, found.cluster_id, targets, touched, now)
+            self._move_posts([(f.id, f.cluster_id, r, p) for f, r, p in moved], touched, now)
             cases = self._cases_after(updates, moved, merged, touched, edited)
             self._record_answers(answered, touched, now)
             appended = {c: rows for c, rows in joined.items() if c not in touched}
