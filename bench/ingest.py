@@ -7,6 +7,8 @@ memory is its own), CPU time of that process beside wall-clock time:
   200) into a fresh SQLite inbox and a fresh PostgreSQL one (a throwaway local server,
   tests/pg_server.py), then the same posts collected again (unchanged), in a warm process
   (its start is timed apart: the harvester pays it once);
+- ``glas import`` of the same appeals written as a JSONL file into a fresh inbox (rows read
+  and checked, then the pipeline in one transaction, batches of 500);
 - the same 59,889 posts arriving in an inbox that holds a million earlier posts already
   (generated from the appeals: words altered, dates moved back half a year per copy; stored
   without flagging to build it quickly), to show that the cost per post does not grow with
@@ -41,6 +43,7 @@ APPEALS = DATA / "appeals" / "spb_nash_gorod.jsonl.gz"
 MOS_RSS = DATA / "fixtures" / "rss_mos_ru_news_2022-07-27.xml"
 SOURCE = SourceConfig(id="nash-gorod", type="import", timezone="Europe/Moscow")
 BATCH = 200
+POST_FIELDS = ("platform", "native_id", "source_id", "author_id", "title", "text", "raw")
 HALF_YEAR = timedelta(days=183)
 
 
@@ -148,6 +151,28 @@ def job_pipeline(url: str) -> list[tuple[str, dict[str, float]]]:
     return [("start", start), ("fresh", fresh), ("again", again)]
 
 
+def job_import(url: str, folder: str) -> list[tuple[str, dict[str, float]]]:
+    """``glas import`` of the appeals written as a Post-shaped JSONL file: reading and
+    checking each row, then the pipeline in one transaction (batches of 500)."""
+    from crawler.importer import import_file
+    from crawler.pipeline import Ingest, near_duplicates
+    from storage import open_inbox
+
+    path = Path(folder) / "appeals.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for post in to_posts(load_appeals()):
+            row = {name: getattr(post, name) for name in POST_FIELDS}
+            row["published_at"] = post.published_at.isoformat()  # type: ignore[union-attr]
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    with open_inbox(url) as inbox:
+        start = measured(
+            lambda: near_duplicates(inbox).catch_up() + len(Ingest(inbox, SOURCE).stages)
+        )
+        figure = measured(lambda: import_file(inbox, path, source_id=SOURCE.id))
+    figure["peak"] = start["peak"] = peak_mib()
+    return [("start", start), ("import", figure)]
+
+
 def job_history_next(url: str) -> list[tuple[str, dict[str, float]]]:
     start, figure = ingest(url, load_appeals())
     figure["peak"] = start["peak"] = peak_mib()
@@ -213,6 +238,9 @@ def main() -> int:
             )
             fresh = line("into a fresh inbox", n, figures["fresh"])
             line("the same posts again (unchanged)", n, figures["again"])
+            with database(backend, Path(tmp), "import") as url:
+                figures = dict(in_child(job_import, url, tmp))
+            line("glas import: a JSONL file, one transaction", n, figures["import"])
             if not args.history:
                 continue
             with database(backend, Path(tmp), "history") as url:

@@ -203,6 +203,9 @@ class SqlCore(Inbox):
             self._execute("UPDATE counters SET value = ? WHERE name = 'seq'", (self._seq,))
 
     def last_seq(self) -> int:
+        """The last ``seq`` taken; inside a write transaction, taken so far (not yet saved)."""
+        if self._seq is not None:
+            return self._seq
         return self._execute("SELECT value FROM counters WHERE name = 'seq'").fetchone()[0]
 
 

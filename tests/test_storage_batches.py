@@ -289,3 +289,23 @@ def test_case_summaries_kept_by_appending_equal_a_full_recount(inbox: SqlInbox) 
         recounted += 1
     assert recounted >= 3
     consistent(inbox)
+
+
+def test_batches_in_one_transaction_are_not_read_back_again_and_again(inbox: SqlInbox) -> None:
+    """``glas import`` stores every batch in one outer transaction: the seq taken so far
+    counts there too, so the near-duplicate index reads each stored post back at most once
+    (before, it read the whole window again at every batch: quadratic in the file)."""
+    source = SourceConfig(id="src", type="import")
+    stage = near_duplicates(inbox)
+    Ingest(inbox, source).close()
+    ingest = Ingest(inbox, source, batch_size=2)
+    with statements(inbox) as seen, inbox.transaction():
+        for n in range(8):
+            text = f"{POTHOLE}, подъезд {n}" if n % 2 else f"{TRASH}, корпус {n}"
+            ingest.add(post(str(n), text, minutes=n))
+        ingest.close()
+        assert stage.seq == inbox.last_seq() > 0
+    window_reads = [sql for sql, _ in seen if "seq <= ?" in sql and "FROM posts" in sql]
+    assert window_reads == []
+    assert inbox.last_seq() == stage.seq
+    assert stage.catch_up() == 0
