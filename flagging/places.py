@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from flagging import morph
 
 _NAME = r"[А-ЯЁ][а-яё]+(?:-[А-ЯЁа-яё][а-яё]+)?"
 _ORDINAL = r"(?:\d{1,2}-?(?:я|й|ая|ый|ой|ий)\s+)"
+# A house's letter ("12б", "5 а,"); not "в" or "а" before a word ("12 в поликлинике").
+_LETTER = r"(?:(?:[а-еА-Е]|\s[бгдеБГДЕ]|\s[аАвВ](?!\s+[а-яёА-ЯЁ]))(?![а-яё]))"
 _HOUSE = (
-    r"(?:,?\s*(?:д\.|дом|д)?\s*(?P<num>\d{1,4}(?:\s?[а-еА-Е](?![а-яё]))?"
+    rf"(?:,?\s*(?:д\.|дом|д)?\s*(?P<num>\d{{1,4}}{_LETTER}?"
     r"(?:,?\s*(?:к\.?|корп\.?|корпус|/)\s*\d{1,3})?)(?!\s*(?:-?\s*(?:й|я|е|х|ти|го)\b|%|\d)))?"
 )
 # A number followed by one of these is an amount, not a house ("5 лет", "10 минут").
@@ -31,6 +33,20 @@ _DIGIT = re.compile(r"\d")
 _NUMBER = re.compile(r"\d+")
 _LETTER_BEFORE = re.compile(r"[А-ЯЁа-яё]\.?[\s,]*(?:д\.|дом)?\s*$")
 _NOMINATIVE = frozenset({"nomn", "sing", "masc"})
+
+
+_FUNCTION_WORDS = frozenset({"PREP", "CONJ", "PRCL", "NPRO", "Apro"})
+_NAME_LIKE = frozenset({"ADJF", "Surn", "Geox", "Name", "Patr", "UNKN"})
+
+
+class Located(NamedTuple):
+    """A place found in a text: where it stands (``text[start:end]``), its kind and name."""
+
+    start: int
+    end: int
+    kind: str
+    name: str
+    typed: bool = False  # named with a street type ("улица", "пр."): surely a street's name
 
 
 def _alternation(words: list[str]) -> str:
@@ -70,7 +86,7 @@ class PlaceFinder:
             rf"(?<![^\s,(«\"])(?P<name>{_NAME})\s*,?\s*(?:д\.\s*|дом\s+)?$"
         )
         self._bare_number = re.compile(
-            r"\d{1,3}(?:\s?[а-е](?![а-яё]))?(?:/\d{1,3})?(?:\s*(?:к|корп)\.?\s*\d)?(?![\d.,:]\d)"
+            rf"\d{{1,3}}(?!\d){_LETTER}?(?:/\d{1, 3})?(?:\s*(?:к|корп)\.?\s*\d)?(?![\d.,:]\d)"
         )
         markers: dict[str, str] = {}
         for full, spellings in (lexicon.get("settlement_markers") or {}).items():
@@ -89,7 +105,7 @@ class PlaceFinder:
         )
         self.not_names = {w.lower() for w in lexicon.get("not_names") or []}
         # Words one of which a text must hold for each pattern to be worth running.
-        self._type_words = _with_forms(self.full)
+        self._type_words = self.type_words = _with_forms(self.full)
         self._marker_words = _with_forms(markers)
         self._district_words = _with_forms(lexicon.get("district_words") or ["район"])
         self._triggers = self._type_words | self._marker_words | self._district_words
@@ -103,11 +119,16 @@ class PlaceFinder:
 
         ``words`` are the text's folded words when the caller has them (a quicker check).
         """
-        vocabulary = set(words) or set(_WORDS.findall(text.lower().replace("ё", "е")))
-        candidates: list[tuple[int, int, str, str]] = []
+        return as_dicts(self.locate(text, words))
 
-        def add(start: int, end: int, kind: str, name: str) -> None:
-            candidates.append((start, end, kind, name))
+    def locate(self, text: str, words: Iterable[str] = ()) -> list[Located]:
+        """Places in ``text`` with where each stands, in order of appearance (one per kind
+        and name: its first mention)."""
+        vocabulary = set(words) or set(_WORDS.findall(text.lower().replace("ё", "е")))
+        candidates: list[tuple[int, int, str, str, bool]] = []
+
+        def add(start: int, end: int, kind: str, name: str, typed: bool = False) -> None:
+            candidates.append((start, end, kind, name, typed))
 
         streets = not vocabulary.isdisjoint(self._type_words)
         districts = not vocabulary.isdisjoint(self._district_words)
@@ -129,13 +150,15 @@ class PlaceFinder:
                 m = self._type_first.match(text, start)
                 if m and m["name"].lower() not in self.not_names:
                     full = self.full[m["type"].lower().rstrip(". \t\r\n")]
-                    add(*m.span(), *_with_house(f"{full} {_tidy(m['name'])}", m["num"]))
+                    name = _tidy(m["name"])
+                    add(*m.span(), *_with_house(f"{full} {name}", m["num"]), typed=True)
                 m = self._name_before.search(text, max(0, start - 50), start)
                 house = m and token in self._type_full and self._house.match(text, end)
                 if house:
                     full = self.full[token]
-                    name = self._nominative(_tidy(m["name"]), full)
-                    add(m.start(), house.end(), *_with_house(f"{name} {full}", house["num"]))
+                    first, name = _without_preposition(m.start(), _tidy(m["name"]))
+                    name = self._nominative(name, full)
+                    add(first, house.end(), *_with_house(f"{name} {full}", house["num"]), True)
             if districts and token in self._district_words:
                 m = self._district.search(text, max(0, start - 40), end + 10)
                 if m:
@@ -161,20 +184,16 @@ class PlaceFinder:
                     add(*span, "address", f"{named['name']}, {_tidy(number.group())}")
         # Overlapping readings: the longest wins (an address with its house number beats the
         # bare street), ties by position and name, so the result never depends on set order.
-        found: list[tuple[int, str, str]] = []
+        found: list[Located] = []
         taken: list[tuple[int, int]] = []
-        for start, end, kind, name in sorted(candidates, key=lambda c: (c[0] - c[1], c[0], c)):
+        for start, end, kind, name, typed in sorted(
+            candidates, key=lambda c: (c[0] - c[1], c[0], c)
+        ):
             if not any(s < end and start < e for s, e in taken):
                 taken.append((start, end))
-                found.append((start, kind, name))
+                found.append(Located(start, end, kind, name, typed))
         found.sort()
-        out: list[dict[str, str]] = []
-        seen: set[tuple[str, str]] = set()
-        for _, kind, name in found:
-            if (kind, name) not in seen:
-                seen.add((kind, name))
-                out.append({"kind": kind, "name": name})
-        return out
+        return found
 
     def _nominative(self, name: str, street_type: str) -> str:
         """Adjectives of a street's name agreeing with its type: "Садовой" → "Садовая"."""
@@ -182,6 +201,8 @@ class PlaceFinder:
         if not gender:
             return name
         words = name.split()
+        if any(w[0].isalpha() and "ADJF" not in morph.tags(w.lower()) for w in words[1:]):
+            return name  # a phrase of its own: "Красного Текстильщика", "Героев Войны"
         for i, word in enumerate(words):
             if word[0].isalpha() and "ADJF" in morph.tags(word.lower()):
                 grams = frozenset({"nomn", "sing", gender})
@@ -223,6 +244,30 @@ def _with_forms(words: Iterable[str]) -> frozenset[str]:
 
 def _tidy(text: str) -> str:
     return " ".join(text.split())
+
+
+def _without_preposition(start: int, name: str) -> tuple[int, str]:
+    """A name of two words read before a street type, less a first word that is no part of
+    a name ("На Школьной улице", "Благоустройство Роменской улицы"): where the name then
+    starts, and the name."""
+    first, space, rest = name.partition(" ")
+    if not space or first[0].isdigit():
+        return start, name
+    grams = morph.tags(first.lower())
+    if grams & _NAME_LIKE and not grams & _FUNCTION_WORDS:
+        return start, name
+    return start + len(first) + 1, rest
+
+
+def as_dicts(located: Iterable[Located]) -> list[dict[str, str]]:
+    """Each place once (its first mention), as ``{"kind": ..., "name": ...}``."""
+    out: list[dict[str, str]] = []
+    seen: set[tuple[str, str]] = set()
+    for place in located:
+        if (place.kind, place.name) not in seen:
+            seen.add((place.kind, place.name))
+            out.append({"kind": place.kind, "name": place.name})
+    return out
 
 
 def _with_house(street: str, number: str | None) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from flagging import lexicon, morph, text
 from flagging.comment_model import CommentModel
 from flagging.learned import TopicModel
 from flagging.lexicon import Hit, LexiconError, Matcher
-from flagging.places import PlaceFinder
+from flagging.places import Located, PlaceFinder, as_dicts
 
 # "Вы", "Вас", "Вам", "Ваш…" with a capital inside a sentence: the polite address of answers.
 _GRIEVANCE = ("complaint.problem", "complaint.request", "complaint.dissatisfaction")
@@ -276,8 +276,11 @@ class Flagger:
         """The lexicons' flags of one text, its words and its named complaint signals."""
         cleaned = text.clean(raw_text)
         tokens = text.words(cleaned)
-        evidence = self._evidence(self.matcher.find(tokens))
-        places = self.places.find(cleaned, tokens)
+        located = self.places.locate(cleaned, tokens)
+        evidence = self._evidence(
+            self.matcher.find(self._without_street_names(cleaned, tokens, located))
+        )
+        places = as_dicts(located)
         signals, extra, official_score, official_style = self._signals(
             raw_text, cleaned, tokens, evidence, places
         )
@@ -303,6 +306,23 @@ class Flagger:
             municipality=next(iter(towns)) if len(towns) == 1 else None,
         )
         return flags, tokens, {**signals, **extra}
+
+    def _without_street_names(
+        self, cleaned: str, tokens: list[str], located: list[Located]
+    ) -> list[str]:
+        """``tokens`` with the names of streets blanked: "на Школьной улице" is no evidence of
+        schools (the street-type word and house numbers stay)."""
+        names = {
+            word
+            for place in located
+            if place.typed
+            for word in text.words(cleaned[place.start : place.end])
+            if not word.isdigit()
+        }
+        names -= self.places.type_words
+        if not names:
+            return tokens
+        return ["" if token in names else token for token in tokens]
 
     def _use_model(
         self, flags: Flags, how: str, shares: dict[str, float], probs: dict[str, float]

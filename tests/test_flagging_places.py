@@ -36,6 +36,14 @@ def rules() -> Flagger:
             [("settlement", "Кудрово"), ("address", "улица Центральная, 3")],
         ),
         ("Жду уже 5 лет, Около 20 машин во дворе", []),
+        # A capitalised first word that is no part of the name stays out of it.
+        ("На Школьной улице не горят фонари", [("street", "Школьная улица")]),
+        ("Благоустройство Роменской улицы необходимо", [("street", "Роменская улица")]),
+        ("Вся Пушкинская улица засыпана солью", [("street", "Пушкинская улица")]),
+        ("Красного Текстильщика улица, 5", [("address", "Красного Текстильщика улица, 5")]),
+        # A date is no house number ("29.07"); a preposition after a number is no letter.
+        ("за Великан Парком 29.07 заросли скосили", []),
+        ("Больничная улица 12 в поликлинике нет врача", [("address", "Больничная улица, 12")]),
     ],
 )
 def test_places(rules: Flagger, text: str, places: list[tuple[str, str]]) -> None:

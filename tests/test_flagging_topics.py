@@ -83,6 +83,23 @@ def test_made_up_texts(rules: Flagger, text: str, code: str) -> None:
     assert rules.flag(text).topics[0] == code
 
 
+@pytest.mark.parametrize(
+    ("text", "code", "not_code"),
+    [
+        ("Ямы на Школьной улице", "roads", "education"),
+        ("На Школьной улице не горят фонари", "landscaping", "education"),
+        ("Прорвало трубу на Больничной улице, 4, нет воды", "housing", "healthcare"),
+        ("Мусор не вывозят на улице Садовой уже неделю", "waste", "landscaping"),
+        ("В школе на улице Ленина нет отопления", "education", None),  # the school itself counts
+    ],
+)
+def test_street_names_are_no_topic_evidence(
+    rules: Flagger, text: str, code: str, not_code: str | None
+) -> None:
+    topics = rules.flag(text).topics
+    assert topics[0] == code and not_code not in topics
+
+
 def test_scores_are_ranked_and_other_takes_the_rest(rules: Flagger) -> None:
     flags = rules.flag("Во дворе не убирают снег, у подъезда наледь, на крыше сосульки")
     assert flags.topics[0] in ("landscaping", "housing")
