@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -56,6 +56,9 @@ class Post:
     # text/plain title); normalisation keeps their "<" and "&" as written instead of reading
     # them as HTML.
     plain_fields: tuple[str, ...] = ()
+    # Not a column: an outlet's own post (its source's voice is editorial: a news feed, a
+    # media or municipal channel), set by the pipeline; flagging judges it as such.
+    editorial: bool = False
     # Added by the pipeline.
     dedupe_key: str | None = None
     # Not a column: keys (platform, native_id) of earlier posts this one copies, best first,
@@ -186,6 +189,7 @@ class SourceConfig(Strict):
     site_collections: ClassVar[int | None] = (
         None  # collections of its site at once, if not per_site
     )
+    default_voice: ClassVar[str] = "residents"  # who writes the source's posts, unless set
 
     id: str = Field(
         ...,
@@ -210,7 +214,19 @@ class SourceConfig(Strict):
         description="Largest answer a web request of this source may bring (after unpacking), "
         "e.g. 50MB; overrides the default.",
     )
+    voice: Literal["residents", "editorial"] | None = Field(
+        None,
+        description="Who writes this source's posts (not its comments): 'residents' (a city "
+        "community, a complaints portal) or 'editorial' (a news feed, a media or municipal "
+        "channel: its posts are judged complaints only on strong evidence). Default: "
+        "'editorial' for rss and Telegram channels, 'residents' for every other type.",
+    )
     note: str | None = Field(None, description="Free text for operators.")
+
+    @property
+    def post_voice(self) -> str:
+        """Who writes this source's posts: ``voice``, or its type's default."""
+        return self.voice or self.default_voice
 
     @field_validator("timezone")
     @classmethod

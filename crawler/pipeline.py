@@ -121,6 +121,7 @@ class Ingest:
         self.warnings: list[str] = []
         self.title: str | None = None
         self.checkpoints = 0
+        self.editorial = source.post_voice == "editorial"
 
     def accept(self, item: object) -> None:
         """Take a Post, a Checkpoint or a SourceInfo from a collector."""
@@ -143,6 +144,7 @@ class Ingest:
             post.source_id = self.source.id
         if post.municipality is None:
             post.municipality = self.source.municipality
+        post.editorial = self.editorial
         try:
             normalise(post, self.zone)
         except (ValueError, TypeError, OverflowError) as exc:

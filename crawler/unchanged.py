@@ -28,6 +28,7 @@ COLLECTED_FIELDS = (
     *(name for name in CONTENT_COLUMNS if name not in STAGE_COLUMNS),
     *ANSWER_COLUMNS,
     "deleted",
+    "editorial",  # the source's voice: a change re-flags its posts
 )
 
 

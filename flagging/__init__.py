@@ -63,10 +63,14 @@ def flagger(
 
 def apply(post: Post, rules: Flagger) -> Post:
     """Set the flagging fields of ``post`` (municipality only when it has none)."""
-    flags = rules.flag(
-        _text_of(post), official_author=post.author_is_official, reply=post.kind == "comment"
-    )
-    return _set(post, flags)
+    return _set(post, rules.flag_many(*([value] for value in _key(post)))[0])
+
+
+def _key(post: Post) -> tuple[str, bool, bool, bool]:
+    """What flags depend on: the text, an official author, a comment, an outlet's own post."""
+    comment = post.kind == "comment"
+    official = post.author_is_official
+    return _text_of(post), official, comment, post.editorial and not comment and not official
 
 
 def _set(post: Post, flags: Flags) -> Post:
@@ -102,13 +106,11 @@ def stage(
     memory = Repeats()
 
     def flag_batch(posts: list[Post]) -> list[Post]:
-        keys = [(_text_of(post), post.author_is_official, post.kind == "comment") for post in posts]
+        keys = [_key(post) for post in posts]
         known = memory.get(keys)
         todo = list(dict.fromkeys(key for key in keys if key not in known))
         if todo:
-            flags = rules.flag_many(
-                [k[0] for k in todo], [k[1] for k in todo], [k[2] for k in todo]
-            )
+            flags = rules.flag_many(*(list(column) for column in zip(*todo, strict=True)))
             known.update(zip(todo, flags, strict=True))
             memory.put(known)
         for post, key in zip(posts, keys, strict=True):
@@ -129,17 +131,19 @@ class Repeats:
 
     def __init__(self, size: int = REPEATS_KEPT) -> None:
         self.size = size
-        self.flags: OrderedDict[tuple[str, bool, bool], Flags] = OrderedDict()
+        self.flags: OrderedDict[tuple[str, bool, bool, bool], Flags] = OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, keys: list[tuple[str, bool, bool]]) -> dict[tuple[str, bool, bool], Flags]:
+    def get(
+        self, keys: list[tuple[str, bool, bool, bool]]
+    ) -> dict[tuple[str, bool, bool, bool], Flags]:
         with self.lock:
             found = {key: self.flags[key] for key in keys if key in self.flags}
             for key in found:
                 self.flags.move_to_end(key)
         return found
 
-    def put(self, flags: dict[tuple[str, bool, bool], Flags]) -> None:
+    def put(self, flags: dict[tuple[str, bool, bool, bool], Flags]) -> None:
         with self.lock:
             self.flags.update(flags)
             while len(self.flags) > self.size:

@@ -100,6 +100,7 @@ class Flagger:
         self._add_groups("complaint", complaint)
         self._add_groups("official", official)
         self.bias = float(complaint.get("bias", -1.5))
+        self.editorial_shift = float(complaint.get("editorial_shift", 0.0))
         weights = complaint.get("signal_weights") or {}
         unknown = sorted(set(weights) - EXTRA_SIGNALS)
         if unknown:
@@ -158,25 +159,35 @@ class Flagger:
             for term, weight in lexicon.terms_of(group, key):
                 self._add(term, key, weight)
 
-    def flag(self, raw_text: str, *, official_author: bool = False, reply: bool = False) -> Flags:
+    def flag(
+        self,
+        raw_text: str,
+        *,
+        official_author: bool = False,
+        reply: bool = False,
+        editorial: bool = False,
+    ) -> Flags:
         """Flag one text; ``official_author`` marks a text by an official account, ``reply`` a
-        comment (a reply to a post or comment)."""
-        return self.flag_many([raw_text], [official_author], [reply])[0]
+        comment (a reply to a post or comment), ``editorial`` a post an outlet wrote itself
+        (a news item: the complaint score starts from ``editorial_shift`` lower)."""
+        return self.flag_many([raw_text], [official_author], [reply], [editorial])[0]
 
     def flag_many(
         self,
         texts: Sequence[str],
         official_authors: Sequence[bool] | None = None,
         replies: Sequence[bool] | None = None,
+        editorials: Sequence[bool] | None = None,
     ) -> list[Flags]:
         """Flag many texts: the same as :meth:`flag` each, with one pass of each model for all."""
         officials = official_authors or [False] * len(texts)
         replies = replies or [False] * len(texts)
+        editorials = editorials or [False] * len(texts)
         out: list[Flags] = []
         words: list[list[str]] = []
         named: list[dict[str, float]] = []
-        for raw_text, official_author in zip(texts, officials, strict=True):
-            flags, tokens, signals = self._flag_rules(raw_text or "", official_author)
+        for raw_text, official_author, editorial in zip(texts, officials, editorials, strict=True):
+            flags, tokens, signals = self._flag_rules(raw_text or "", official_author, editorial)
             out.append(flags)
             words.append(tokens)
             named.append(signals)
@@ -271,7 +282,7 @@ class Flagger:
                 self._use_model(out[n], how, shares, dict(zip(model.codes, probs, strict=True)))
 
     def _flag_rules(
-        self, raw_text: str, official_author: bool
+        self, raw_text: str, official_author: bool, editorial: bool = False
     ) -> tuple[Flags, list[str], dict[str, float]]:
         """The lexicons' flags of one text, its words and its named complaint signals."""
         cleaned = text.clean(raw_text)
@@ -289,6 +300,8 @@ class Flagger:
             logit += weight * extra[name]
         if extra["short"]:
             logit = self.bias + (logit - self.bias) / 2
+        if editorial:
+            logit += self.editorial_shift
         score = round(1.0 / (1.0 + math.exp(-logit)), 3)
         if official_author or official_style:
             score = 0.0

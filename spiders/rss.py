@@ -27,6 +27,7 @@ from spiders.charsets import charset_of, declared_by_server, read_as
 class Options(SourceConfig):
     """An RSS 2.0, RSS 1.0 or Atom feed."""
 
+    default_voice: ClassVar[str] = "editorial"  # the posts are the feed's or channel's own
     platform: ClassVar[str] = "rss"
 
     type: Literal["rss"]

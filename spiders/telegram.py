@@ -56,6 +56,7 @@ _LINK = re.compile(r"^(?:https?://)?(?:www\.)?(?:t|telegram)\.me/(?:s/)?", re.IG
 class Options(SourceConfig):
     """A public or joined Telegram channel, with the comments of its linked discussion group."""
 
+    default_voice: ClassVar[str] = "editorial"  # the posts are the feed's or channel's own
     platform: ClassVar[str] = "telegram"
     site_collections: ClassVar[int | None] = 1  # one Telegram client, one call at a time
 

@@ -60,6 +60,7 @@ def normalise_channel(value: str) -> str:
 class Options(SourceConfig):
     """A public Telegram channel read through its web preview (no comments)."""
 
+    default_voice: ClassVar[str] = "editorial"  # the posts are the feed's or channel's own
     platform: ClassVar[str] = "telegram"
 
     type: Literal["telegram_web"]

@@ -39,7 +39,7 @@ CREDENTIALS = (
 )
 SOURCE_KEYS = (
     "id, type, municipality, schedule, enabled, timezone, timeout, run_limit, max_response_size, "
-    "note, url, max_pages"
+    "voice, note, url, max_pages"
 )
 
 
@@ -275,6 +275,17 @@ MALFORMED: list[tuple[str, str, list[str]]] = [
             urll: https://example.org/rss
         """,
         ["4: feed: unknown key 'urll'; did you mean 'url'?"],
+    ),
+    (
+        "bad-voice",
+        """
+        sources:
+          - id: feed
+            type: rss
+            url: https://example.org/rss
+            voice: media
+        """,
+        ["5: feed: 'voice': input should be 'residents' or 'editorial', found \"media\""],
     ),
     (
         "unknown-key-unlike-any",
