@@ -9,7 +9,10 @@
    (`make train`) were fitted or chosen on it, so its figures are optimistic. The topic model
    never saw either (it learns from the appeals).
    Complaints are shown with the shipped flagger (rules, and the comment model where they are
-   unsure) and with the rules alone; topics with every variant.
+   unsure), the rules alone and the trivial rule "every comment not by an official is a
+   complaint", each with specificity and 95 % intervals (a bootstrap of whole threads), and
+   for the comments under posts none of whose comments the model learnt from (the
+   cross-thread figure: the one to quote); topics with every variant.
 2. The St Petersburg portal appeals: every appeal is a complaint (recall), every answer_text is
    an official answer (false-positive rate), topic accuracy against the portal's categories,
    and the same per group of districts (the topic model's held-out districts from `make train`).
@@ -20,6 +23,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import random
 import re
 import sys
 import time
@@ -32,6 +36,8 @@ sys.path.insert(0, str(ROOT))
 from bench.train_flagging import DISTRICT_GROUPS, code_of  # noqa: E402
 from flagging import flagger, learned  # noqa: E402
 from flagging.rules import Flagger, Flags  # noqa: E402
+
+BOOTSTRAP = 1000
 
 DATA = ROOT.parent / "shared" / "data"
 APPEALS = DATA / "appeals" / "spb_nash_gorod.jsonl.gz"
@@ -103,6 +109,40 @@ def prf(pairs: list[tuple[bool, bool]]) -> tuple[float, float, float]:
     return precision, recall, f1
 
 
+def rates(pairs: list[tuple[bool, bool]]) -> tuple[float, float, float, float]:
+    """Precision, recall, F1 and specificity (true negatives among the negatives)."""
+    negatives = [p for t, p in pairs if not t]
+    specificity = sum(not p for p in negatives) / len(negatives) if negatives else 0.0
+    return (*prf(pairs), specificity)
+
+
+def with_intervals(pairs: list[tuple[bool, bool]], groups: list[str]) -> str:
+    """Precision, recall, F1 and specificity with 95 % intervals from a bootstrap that
+    resamples whole threads (comments under one post are not independent of each other)."""
+    by_group: dict[str, list[tuple[bool, bool]]] = {}
+    for pair, group in zip(pairs, groups, strict=True):
+        by_group.setdefault(group, []).append(pair)
+    threads = list(by_group.values())
+    rng = random.Random(2026)
+    samples = []
+    for _ in range(BOOTSTRAP):
+        drawn = [pair for _ in threads for pair in rng.choice(threads)]
+        samples.append(rates(drawn))
+    names = ("precision", "recall", "F1", "specificity")
+    shown = []
+    for n, (name, value) in enumerate(zip(names, rates(pairs), strict=True)):
+        ranked = sorted(sample[n] for sample in samples)
+        low, high = ranked[int(0.025 * BOOTSTRAP)], ranked[int(0.975 * BOOTSTRAP) - 1]
+        shown.append(f"{name} {value:.3f} [{low:.2f}-{high:.2f}]")
+    return "  ".join(shown)
+
+
+def thread_of(row: dict[str, str]) -> str:
+    """The post a comment is under (from its address: wall-<owner>_<post>?reply=…)."""
+    found = re.search(r"wall-?\d+_(\d+)", row.get("url", ""))
+    return found.group(1) if found else row["comment_id"]
+
+
 def macro_f1(truth: list[str], predicted: list[str]) -> float:
     """Macro-averaged F1 over the codes that occur in ``truth``."""
     scores = []
@@ -144,8 +184,16 @@ def flag_all(
     return out
 
 
-def eval_vk(rules: Flagger, plain: Flagger, rows: list[dict[str, str]], title: str) -> None:
-    """Complaint and topic figures of the shipped flagger; ``plain`` is the rules alone."""
+def eval_vk(
+    rules: Flagger,
+    plain: Flagger,
+    rows: list[dict[str, str]],
+    title: str,
+    seen: set[str] | None = None,
+) -> None:
+    """Complaint and topic figures of the shipped flagger; ``plain`` is the rules alone.
+    ``seen`` are the threads the comment model learnt from: the comments under other posts
+    are measured apart too."""
     if not rows:
         print(f"{title}: labels not found; skipped")
         return
@@ -154,12 +202,25 @@ def eval_vk(rules: Flagger, plain: Flagger, rows: list[dict[str, str]], title: s
     flags = flag_all(rules, texts, officials, replies=True)  # comments under posts
     truth = [truthy(r["label_is_complaint"]) for r in rows]
     print(f"{title}: {len(rows)} comments ({sum(truth)} complaints)")
+    threads = [thread_of(r) for r in rows]
+    print(f"  complaints (95 % intervals: a bootstrap of the {len(set(threads))} threads)")
     for name, judged in (
-        ("SHIPPED (rules + comment model)", flags),
-        ("rules alone (comment_model: false)", flag_all(plain, texts, officials, True)),
+        ("SHIPPED (rules + comment model)", [f.is_complaint for f in flags]),
+        (
+            "rules alone (comment_model: false)",
+            [f.is_complaint for f in flag_all(plain, texts, officials, True)],
+        ),
+        ("trivial: every comment not by an official", [not o for o in officials]),
     ):
-        p, r, f1 = prf([(t, f.is_complaint) for t, f in zip(truth, judged, strict=True)])
-        print(f"  complaints, {name:<42} precision {p:.3f}  recall {r:.3f}  F1 {f1:.3f}")
+        pairs = list(zip(truth, judged, strict=True))
+        print(f"    {name:<42} {with_intervals(pairs, threads)}")
+    if seen is not None:
+        unseen = [n for n, t in enumerate(threads) if t not in seen]
+        pairs = [(truth[n], flags[n].is_complaint) for n in unseen]
+        print(
+            f"    {'SHIPPED, under posts never trained on':<42} "
+            f"{with_intervals(pairs, [threads[n] for n in unseen])}  ({len(unseen)} comments)"
+        )
     official = [
         f
         for row, f in zip(rows, flags, strict=True)
@@ -408,7 +469,10 @@ def main() -> None:
     print(f"rules and models loaded in {time.perf_counter() - began:.2f} s")
     plain = flagger(comments=False)
     rows, dev = load_vk(), load_vk(DEV_LABELS)
-    eval_vk(rules, plain, rows, "VK comments, EVALUATION set (tests/data/vk_comment_labels.csv)")
+    seen = {thread_of(r) for r in dev}
+    eval_vk(
+        rules, plain, rows, "VK comments, EVALUATION set (tests/data/vk_comment_labels.csv)", seen
+    )
     eval_vk(rules, plain, dev, "VK comments, development set (vk_comment_dev_labels.csv; tuned on)")
     eval_places(rules)
     eval_appeals(rules, plain)
