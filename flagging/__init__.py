@@ -66,11 +66,13 @@ def apply(post: Post, rules: Flagger) -> Post:
     return _set(post, rules.flag_many(*([value] for value in _key(post)))[0])
 
 
-def _key(post: Post) -> tuple[str, bool, bool, bool]:
-    """What flags depend on: the text, an official author, a comment, an outlet's own post."""
+def _key(post: Post) -> tuple[str, bool, bool, bool, str | None]:
+    """What flags depend on: the text, an official author, a comment, an outlet's own post,
+    the municipality (whose known streets are looked for)."""
     comment = post.kind == "comment"
     official = post.author_is_official
-    return _text_of(post), official, comment, post.editorial and not comment and not official
+    editorial = post.editorial and not comment and not official
+    return _text_of(post), official, comment, editorial, post.municipality
 
 
 def _set(post: Post, flags: Flags) -> Post:
@@ -131,19 +133,19 @@ class Repeats:
 
     def __init__(self, size: int = REPEATS_KEPT) -> None:
         self.size = size
-        self.flags: OrderedDict[tuple[str, bool, bool, bool], Flags] = OrderedDict()
+        self.flags: OrderedDict[tuple[str, bool, bool, bool, str | None], Flags] = OrderedDict()
         self.lock = threading.Lock()
 
     def get(
-        self, keys: list[tuple[str, bool, bool, bool]]
-    ) -> dict[tuple[str, bool, bool, bool], Flags]:
+        self, keys: list[tuple[str, bool, bool, bool, str | None]]
+    ) -> dict[tuple[str, bool, bool, bool, str | None], Flags]:
         with self.lock:
             found = {key: self.flags[key] for key in keys if key in self.flags}
             for key in found:
                 self.flags.move_to_end(key)
         return found
 
-    def put(self, flags: dict[tuple[str, bool, bool, bool], Flags]) -> None:
+    def put(self, flags: dict[tuple[str, bool, bool, bool, str | None], Flags]) -> None:
         with self.lock:
             self.flags.update(flags)
             while len(self.flags) > self.size:

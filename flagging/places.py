@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from flagging import morph
+from flagging.gazetteer import Gazetteer
 
 _NAME = r"[А-ЯЁ][а-яё]+(?:-[А-ЯЁа-яё][а-яё]+)?"
 _ORDINAL = r"(?:\d{1,2}-?(?:я|й|ая|ый|ой|ий)\s+)"
@@ -106,6 +107,7 @@ class PlaceFinder:
         self.not_names = {w.lower() for w in lexicon.get("not_names") or []}
         # Words one of which a text must hold for each pattern to be worth running.
         self._type_words = self.type_words = _with_forms(self.full)
+        self.gazetteer = Gazetteer(lexicon.get("streets"), self.type_words)
         self._marker_words = _with_forms(markers)
         self._district_words = _with_forms(lexicon.get("district_words") or ["район"])
         self._triggers = self._type_words | self._marker_words | self._district_words
@@ -121,9 +123,11 @@ class PlaceFinder:
         """
         return as_dicts(self.locate(text, words))
 
-    def locate(self, text: str, words: Iterable[str] = ()) -> list[Located]:
-        """Places in ``text`` with where each stands, in order of appearance (one per kind
-        and name: its first mention)."""
+    def locate(
+        self, text: str, words: Iterable[str] = (), town: str | None = None
+    ) -> list[Located]:
+        """Places in ``text`` with where each stands, in order of appearance; ``town`` is the
+        municipality whose known streets (the gazetteer) count too."""
         vocabulary = set(words) or set(_WORDS.findall(text.lower().replace("ё", "е")))
         candidates: list[tuple[int, int, str, str, bool]] = []
 
@@ -182,6 +186,10 @@ class PlaceFinder:
                 ):
                     span = (named.start(), number.end())
                     add(*span, "address", f"{named['name']}, {_tidy(number.group())}")
+        for start, at, street in self.gazetteer.mentions(text, town) if numbers else ():
+            number = self._bare_number.match(text, at)
+            if number and not _UNITS.match(text, number.end()):
+                add(start, number.end(), "address", f"{street}, {_tidy(number.group())}", True)
         # Overlapping readings: the longest wins (an address with its house number beats the
         # bare street), ties by position and name, so the result never depends on set order.
         found: list[Located] = []

@@ -166,11 +166,13 @@ class Flagger:
         official_author: bool = False,
         reply: bool = False,
         editorial: bool = False,
+        town: str | None = None,
     ) -> Flags:
         """Flag one text; ``official_author`` marks a text by an official account, ``reply`` a
         comment (a reply to a post or comment), ``editorial`` a post an outlet wrote itself
-        (a news item: the complaint score starts from ``editorial_shift`` lower)."""
-        return self.flag_many([raw_text], [official_author], [reply], [editorial])[0]
+        (a news item: the complaint score starts from ``editorial_shift`` lower), ``town`` the
+        municipality whose known streets (``places.streets``) are looked for."""
+        return self.flag_many([raw_text], [official_author], [reply], [editorial], [town])[0]
 
     def flag_many(
         self,
@@ -178,16 +180,20 @@ class Flagger:
         official_authors: Sequence[bool] | None = None,
         replies: Sequence[bool] | None = None,
         editorials: Sequence[bool] | None = None,
+        towns: Sequence[str | None] | None = None,
     ) -> list[Flags]:
         """Flag many texts: the same as :meth:`flag` each, with one pass of each model for all."""
         officials = official_authors or [False] * len(texts)
         replies = replies or [False] * len(texts)
         editorials = editorials or [False] * len(texts)
+        towns = towns or [None] * len(texts)
         out: list[Flags] = []
         words: list[list[str]] = []
         named: list[dict[str, float]] = []
-        for raw_text, official_author, editorial in zip(texts, officials, editorials, strict=True):
-            flags, tokens, signals = self._flag_rules(raw_text or "", official_author, editorial)
+        for raw_text, official, editorial, town in zip(
+            texts, officials, editorials, towns, strict=True
+        ):
+            flags, tokens, signals = self._flag_rules(raw_text or "", official, editorial, town)
             out.append(flags)
             words.append(tokens)
             named.append(signals)
@@ -282,12 +288,12 @@ class Flagger:
                 self._use_model(out[n], how, shares, dict(zip(model.codes, probs, strict=True)))
 
     def _flag_rules(
-        self, raw_text: str, official_author: bool, editorial: bool = False
+        self, raw_text: str, official_author: bool, editorial: bool = False, town: str | None = None
     ) -> tuple[Flags, list[str], dict[str, float]]:
         """The lexicons' flags of one text, its words and its named complaint signals."""
         cleaned = text.clean(raw_text)
         tokens = text.words(cleaned)
-        located = self.places.locate(cleaned, tokens)
+        located = self.places.locate(cleaned, tokens, town)
         evidence = self._evidence(
             self.matcher.find(self._without_street_names(cleaned, tokens, located))
         )

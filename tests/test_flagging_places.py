@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
+from pathlib import Path
 
 import pytest
 
+from crawler.model import Post, SourceConfig
+from crawler.pipeline import Ingest
 from flagging import Flagger, flagger
+from flagging.lexicon import LexiconError
+from flagging.settings import FlaggingSettings
+from storage.sqlite import SqliteInbox
 from tests.conftest import shared
 
 
@@ -68,3 +75,63 @@ def test_real_vk_comments_with_a_house_number(rules: Flagger) -> None:
         names = " ".join(p["name"].lower() for p in rules.flag(row["text"]).places)
         found += street in names
     assert found / len(rows) >= 0.7
+
+
+GAZETTEER = """
+places:
+  streets:
+    Тверь: [улица Пестеля, Гороховая улица, улица Восстания, Малая Конюшенная улица,
+            Невский проспект, улица Александра Невского]
+"""
+
+
+@pytest.fixture(scope="module")
+def known(tmp_path_factory: pytest.TempPathFactory) -> Flagger:
+    path = tmp_path_factory.mktemp("gazetteer") / "streets.yaml"
+    path.write_text(GAZETTEER, encoding="utf-8")
+    return flagger([path])
+
+
+@pytest.mark.parametrize(
+    ("text", "places"),
+    [
+        ("Пестеля 19, весь двор в наледи", ["улица Пестеля, 19"]),
+        ("на гороховой 26 во дворе можно убиться", ["Гороховая улица, 26"]),
+        ("Малой Конюшенной, д. 9 грязно", ["Малая Конюшенная улица, 9"]),
+        ("Восстания 24 - когда ремонт фасада?", ["улица Восстания, 24"]),
+        ("на улице Александра Невского 2 торгуют", ["улица Александра Невского, 2"]),
+        ("Невского 12 и Невский 146", ["Невский проспект, 12", "Невский проспект, 146"]),
+        ("восстания не будет, правды нет", []),  # a known name without a number: a word
+        ("Пестеля 5 лет не чистят", []),  # an amount, not a house
+    ],
+)
+def test_known_streets_of_the_municipality(known: Flagger, text: str, places: list[str]) -> None:
+    assert [p["name"] for p in known.flag(text, town="Тверь").places] == places
+
+
+def test_known_streets_count_only_in_their_municipality(known: Flagger) -> None:
+    assert known.flag("Пестеля 19, весь двор в наледи", town="Москва").places == []
+    assert known.flag("Пестеля 19, весь двор в наледи").places == []
+
+
+def test_a_malformed_gazetteer_names_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "streets.yaml"
+    path.write_text("places:\n  streets:\n    Тверь: улица Пестеля\n", encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"streets\.yaml: places\.streets\.Тверь: must be"):
+        flagger([path])
+
+
+def test_the_pipeline_looks_up_the_streets_of_the_sources_municipality(
+    sqlite_inbox: SqliteInbox, tmp_path: Path
+) -> None:
+    path = tmp_path / "streets.yaml"
+    path.write_text(GAZETTEER, encoding="utf-8")
+    settings = FlaggingSettings(lexicons=[path])
+    for n, town in enumerate(("Тверь", "Москва")):
+        source = SourceConfig(id=f"vk-{n}", type="import", municipality=town)
+        ingest = Ingest(sqlite_inbox, source, flagging=settings)
+        ingest.add(Post(platform="vk", native_id=town, text="Пестеля 19, весь двор в наледи"))
+        ingest.close()
+    stored = dict(sqlite_inbox.query("SELECT native_id, places FROM posts"))
+    assert json.loads(stored["Тверь"]) == [{"kind": "address", "name": "улица Пестеля, 19"}]
+    assert json.loads(stored["Москва"]) == []
