@@ -288,7 +288,7 @@ def test_import_rows_are_the_post_shape() -> None:
     fields = {as_post.get(name, name) for name in ImportRow.model_fields}
     assert fields <= set(POST_FIELDS)
     computed = {"dedupe_key", "cluster_id", "is_canonical"}
-    notes = {"duplicate_of", "plain_fields"}  # the pipeline's and collectors', never columns
+    notes = {"duplicate_of", "plain_fields", "editorial"}  # the pipeline's, never columns
     internal = {"collected_hash"}  # a column, but never exported nor imported
     assert set(POST_FIELDS) - fields == computed | notes | internal
     assert computed <= set(IGNORED)
