@@ -63,9 +63,7 @@ class PlaceFinder:
         for full, spellings in (lexicon.get("street_types") or {}).items():
             for spelling in [full, *(spellings or [])]:
                 self.full[spelling.lower()] = full
-        longer = _alternation([w for w in self.full if len(w) > 1])
         shorter = _alternation([w for w in self.full if len(w) <= 1])
-        abbrevs = f"(?:{longer})(?:\\.\\s*|\\s+)|(?:{shorter})\\.\\s*"
         # Full street-type words in every case ("на Садовой улице") map to the nominative.
         self.gender: dict[str, str] = {}
         for full in dict.fromkeys(self.full.values()):  # file order: deterministic
@@ -73,6 +71,9 @@ class PlaceFinder:
             for form in morph.forms(full):
                 self.full.setdefault(form, full)
         self._type_full = frozenset(w for w in self.full if len(w) > 4 and "-" not in w)
+        # The type first, as written or in any case of its full word ("на улице Ленина").
+        longer = _alternation([w for w in self.full if len(w) > 1])
+        abbrevs = f"(?:{longer})(?:\\.\\s*|\\s+)|(?:{shorter})\\.\\s*"
         self._type_first = re.compile(
             rf"(?<![а-яёА-ЯЁ-])(?P<type>(?i:{abbrevs}))"
             rf"(?P<name>{_ORDINAL}?{_NAME}(?:\s+{_NAME})?){_HOUSE}",
@@ -154,11 +155,11 @@ class PlaceFinder:
                 m = self._type_first.match(text, start)
                 if m and m["name"].lower() not in self.not_names:
                     full = self.full[m["type"].lower().rstrip(". \t\r\n")]
-                    name = _tidy(m["name"])
+                    name = self._nominative(_tidy(m["name"]), full)
                     add(*m.span(), *_with_house(f"{full} {name}", m["num"]), typed=True)
                 m = self._name_before.search(text, max(0, start - 50), start)
                 house = m and token in self._type_full and self._house.match(text, end)
-                if house:
+                if house and not _function_word(m["name"]):
                     full = self.full[token]
                     first, name = _without_preposition(m.start(), _tidy(m["name"]))
                     name = self._nominative(name, full)
@@ -209,8 +210,8 @@ class PlaceFinder:
         if not gender:
             return name
         words = name.split()
-        if any(w[0].isalpha() and "ADJF" not in morph.tags(w.lower()) for w in words[1:]):
-            return name  # a phrase of its own: "Красного Текстильщика", "Героев Войны"
+        if any(w[0].isalpha() and "ADJF" not in morph.tags(w.lower()) for w in words):
+            return name  # in the genitive: "Ленина", "Александра Невского", "Красного Текстильщика"
         for i, word in enumerate(words):
             if word[0].isalpha() and "ADJF" in morph.tags(word.lower()):
                 grams = frozenset({"nomn", "sing", gender})
@@ -265,6 +266,11 @@ def _without_preposition(start: int, name: str) -> tuple[int, str]:
     if grams & _NAME_LIKE and not grams & _FUNCTION_WORDS:
         return start, name
     return start + len(first) + 1, rest
+
+
+def _function_word(name: str) -> bool:
+    """Whether a one-word name is a preposition or the like ("На улице Ленина")."""
+    return " " not in name.strip() and bool(morph.tags(name.strip().lower()) & _FUNCTION_WORDS)
 
 
 def as_dicts(located: Iterable[Located]) -> list[dict[str, str]]:
