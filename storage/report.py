@@ -85,7 +85,7 @@ class ReportReads(SqlCore):
     dialect: str = "sqlite"
 
     @property
-    def _sql(self) -> _Dialect:
+    def _report_dialect(self) -> _Dialect:
         return POSTGRES if self.dialect == "postgresql" else SQLITE
 
     def report_figures(
@@ -120,7 +120,7 @@ class ReportReads(SqlCore):
             self._execute(f"DROP TABLE IF EXISTS {name}")
 
     def _fill_posts(self, w: Window) -> None:
-        d = self._sql
+        d = self._report_dialect
         at = "coalesce(p.published_at, p.first_seen_at)"  # the posts_at index's expression
         where = (
             f"{at} >= ? AND {at} < ? AND p.author_is_official = 0 "
@@ -169,7 +169,7 @@ class ReportReads(SqlCore):
         (one ``route`` call per distinct topics, municipality and platform)."""
         import json
 
-        d = self._sql
+        d = self._report_dialect
         where = (
             "c.size > 0 AND c.merged_into IS NULL AND coalesce(c.is_complaint, 1) = 1 "
             "AND c.first_seen >= ? AND c.first_seen < ?"
@@ -342,7 +342,7 @@ class ReportReads(SqlCore):
     def _recurrence(self, w: Window, top: int) -> dict[str, Any]:
         """Answered cases whose place and topic came up again, in another case, within the
         window after the answer (the new post in the period)."""
-        d = self._sql
+        d = self._report_dialect
         kinds = ", ".join(f"'{k}'" for k in PLACE_KINDS)
         where = "c.answered_at >= ? AND c.answered_at < ? AND c.size > 0"
         params: list[Any] = [w.recurrence_from, w.until]
