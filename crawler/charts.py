@@ -61,7 +61,7 @@ def trend_chart(days: Sequence[str], series: dict[str, Sequence[int]], name: str
     _style(ax)
     ticks = [f"{d[8:10]}.{d[5:7]}" for d in days]
     ranked = sorted(series.items(), key=lambda kv: -sum(kv[1]))[: len(PALETTE)]
-    for (label, values), color in zip(ranked, PALETTE, strict=False):
+    for (_label, values), color in zip(ranked, PALETTE, strict=False):
         ax.plot(ticks, list(values), marker="o", markersize=3, linewidth=1.8, color=color)
     ax.set_ylabel("жителей в день", fontsize=9)
     if len(ticks) > 16:
@@ -70,8 +70,14 @@ def trend_chart(days: Sequence[str], series: dict[str, Sequence[int]], name: str
     ax.set_ylim(bottom=0)
     ax.yaxis.get_major_locator().set_params(integer=True)
     if ranked:
-        ax.legend([label for label, _ in ranked], fontsize=8, frameon=False, ncols=5, loc="upper left",
-                  bbox_to_anchor=(0, -0.12))
+        ax.legend(
+            [label for label, _ in ranked],
+            fontsize=8,
+            frameon=False,
+            ncols=5,
+            loc="upper left",
+            bbox_to_anchor=(0, -0.12),
+        )
     return _svg(fig, name)
 
 
@@ -86,9 +92,7 @@ def share_chart(rows: Sequence[tuple[str, float | None, int]], name: str) -> str
     ax.tick_params(labelsize=9)
     labels = [f"{label} ({cases})" for label, _, cases in rows][::-1]
     shares = [(share or 0) * 100 for _, share, _ in rows][::-1]
-    colors = [
-        "#239b56" if s >= 80 else "#b9770e" if s >= 50 else "#c0392b" for s in shares
-    ]
+    colors = ["#239b56" if s >= 80 else "#b9770e" if s >= 50 else "#c0392b" for s in shares]
     bars = ax.barh(labels, shares, color=colors, height=0.6)
     for bar, (_, share, _) in zip(bars, list(rows)[::-1], strict=True):
         text = "нет данных" if share is None else f"{share * 100:.0f}%"
@@ -120,9 +124,7 @@ def places_chart(rows: Sequence[tuple[str, int, int]], name: str) -> str:
     before = [b for _, _, b in rows][::-1]
     positions = list(range(len(labels)))
     ax.barh([p + 0.2 for p in positions], now, height=0.4, color="#c0392b", label="за период")
-    ax.barh(
-        [p - 0.2 for p in positions], before, height=0.4, color="#aab7b8", label="за прошлый"
-    )
+    ax.barh([p - 0.2 for p in positions], before, height=0.4, color="#aab7b8", label="за прошлый")
     ax.set_yticks(positions, labels)
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)

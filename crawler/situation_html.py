@@ -89,10 +89,7 @@ def _case_link(case: dict[str, Any] | None, *, text: bool = False) -> str:
     if not case:
         return ""
     label = f"случай №{case['cluster_id']}"
-    if case.get("url"):
-        link = f'<a href="{escape(case["url"])}">{label}</a>'
-    else:
-        link = label
+    link = f'<a href="{escape(case["url"])}">{label}</a>' if case.get("url") else label
     if text:
         words = (case.get("title") or case.get("text") or "").strip()
         if len(words) > 160:
@@ -162,13 +159,23 @@ def _cards(report: dict[str, Any]) -> str:
     overall = (report["answers"].get("all") or [{}])[0]
     recurrence = report["recurrence"]
     cards = [
-        (totals["residents"], "жителей с жалобами", totals["residents"] - totals["residents_before"]),
+        (
+            totals["residents"],
+            "жителей с жалобами",
+            totals["residents"] - totals["residents_before"],
+        ),
         (totals["cases"], "случаев", totals["cases"] - totals["cases_before"]),
-        (totals["posts"], "жалоб (публикаций и комментариев)", totals["posts"] - totals["posts_before"]),
+        (
+            totals["posts"],
+            "жалоб (публикаций и комментариев)",
+            totals["posts"] - totals["posts_before"],
+        ),
     ]
     out = ['<div class="cards">']
     for value, label, change in cards:
-        out.append(f'<div class="card"><b>{value}</b><small>{label}<br>{_change(change)}</small></div>')
+        out.append(
+            f'<div class="card"><b>{value}</b><small>{label}<br>{_change(change)}</small></div>'
+        )
     share = overall.get("share_in_norm")
     out.append(
         f'<div class="card"><b>{_share(share)}</b><small>ответов в норматив<br>'
@@ -209,7 +216,9 @@ def _heat_map(report: dict[str, Any], topic: Any) -> str:
         table.append(f"<tr><th>{escape(name or 'не указан')}</th>")
         for code in codes:
             r = cell.get((name, code))
-            if r is None or (r["residents"] == 0 and r["cases"] == 0 and r["residents_before"] == 0):
+            if r is None or (
+                r["residents"] == 0 and r["cases"] == 0 and r["residents_before"] == 0
+            ):
                 table.append("<td></td>")
                 continue
             alpha = 0.08 + 0.5 * r["residents"] / peak
@@ -252,8 +261,11 @@ def _tension(report: dict[str, Any], topic: Any) -> str:
             "<figure>"
             + charts.places_chart(
                 [
-                    (f"{p['place']} · {report['topics'].get(p['topic'], p['topic'])}",
-                     p["residents"], p["residents_before"])
+                    (
+                        f"{p['place']} · {report['topics'].get(p['topic'], p['topic'])}",
+                        p["residents"],
+                        p["residents_before"],
+                    )
                     for p in most[:10]
                 ],
                 "Точки напряжённости",
@@ -268,7 +280,9 @@ def _tension(report: dict[str, Any], topic: Any) -> str:
 def _norm_text(report: dict[str, Any]) -> str:
     norms = report["norms"]
     parts = [f"по умолчанию {_hours(norms['default_hours'])}"]
-    parts += [f"{escape(report['topics'].get(t, t))}: {_hours(h)}" for t, h in norms["by_topic"].items()]
+    parts += [
+        f"{escape(report['topics'].get(t, t))}: {_hours(h)}" for t, h in norms["by_topic"].items()
+    ]
     parts += [f"{PLATFORMS.get(p, p)}: {_hours(h)}" for p, h in norms["by_platform"].items()]
     for key, h in norms["by_topic_and_platform"].items():
         t, p = key.split("/", 1)
@@ -296,8 +310,17 @@ def _answers(report: dict[str, Any], topic: Any, zone: str) -> str:
             )
             + "</figure>"
         )
-    head = ("", "Случаев", "С ответом", "В норматив", "Доля в норматив", "Медиана",
-            "90-й процентиль", "Просрочено", "Ждут")
+    head = (
+        "",
+        "Случаев",
+        "С ответом",
+        "В норматив",
+        "Доля в норматив",
+        "Медиана",
+        "90-й процентиль",
+        "Просрочено",
+        "Ждут",
+    )
     for dim, label, column in DIMENSIONS:
         items = answers.get(dim) or []
         rows = []
@@ -310,10 +333,17 @@ def _answers(report: dict[str, Any], topic: Any, zone: str) -> str:
             else:
                 name = escape(key or ("не назначен" if dim == "agency" else "не указан"))
             rows.append(
-                [_td(name), _td(r["cases"], True), _td(r["answered"], True),
-                 _td(r["in_norm"], True), _td(_share(r["share_in_norm"]), True),
-                 _td(_hours(r["median_hours"]), True), _td(_hours(r["p90_hours"]), True),
-                 _td(r["overdue"], True), _td(r["waiting"], True)]
+                [
+                    _td(name),
+                    _td(r["cases"], True),
+                    _td(r["answered"], True),
+                    _td(r["in_norm"], True),
+                    _td(_share(r["share_in_norm"]), True),
+                    _td(_hours(r["median_hours"]), True),
+                    _td(_hours(r["p90_hours"]), True),
+                    _td(r["overdue"], True),
+                    _td(r["waiting"], True),
+                ]
             )
         out.append(f"<h3>{label}</h3>" + _table((column, *head[1:]), rows))
     overdue = report["overdue"]
@@ -322,14 +352,27 @@ def _answers(report: dict[str, Any], topic: Any, zone: str) -> str:
     out.append(f"<h3>Просрочены без ответа: {total}{shown}, сначала самые старые</h3>")
     out.append(
         _table(
-            ("Случай", "Впервые", "Ждёт", "Норматив", "Муниципалитет", "Тема", "Источник",
-             "Ответственный"),
+            (
+                "Случай",
+                "Впервые",
+                "Ждёт",
+                "Норматив",
+                "Муниципалитет",
+                "Тема",
+                "Источник",
+                "Ответственный",
+            ),
             [
-                [_td(_case_link(r["case"], text=True)), _td(_when(r["first_seen"], zone)),
-                 _td(f'<span class="bad">{_hours(r["waiting_hours"])}</span>', True),
-                 _td(_hours(r["norm_hours"]), True), _td(escape(r["municipality"] or "")),
-                 _td(topic(r["topic"])), _td(escape(r["source_id"] or "")),
-                 _td(escape(r["agency"] or "не назначен"))]
+                [
+                    _td(_case_link(r["case"], text=True)),
+                    _td(_when(r["first_seen"], zone)),
+                    _td(f'<span class="bad">{_hours(r["waiting_hours"])}</span>', True),
+                    _td(_hours(r["norm_hours"]), True),
+                    _td(escape(r["municipality"] or "")),
+                    _td(topic(r["topic"])),
+                    _td(escape(r["source_id"] or "")),
+                    _td(escape(r["agency"] or "не назначен")),
+                ]
                 for r in overdue
             ],
         )
@@ -348,14 +391,29 @@ def _recurrence(report: dict[str, Any], topic: Any, zone: str) -> str:
     ]
     out.append(
         _table(
-            ("Место", "Муниципалитет", "Тема", "Ответ был", "Снова через", "Новых случаев",
-             "Жителей", "Отвеченный случай", "Новый случай"),
+            (
+                "Место",
+                "Муниципалитет",
+                "Тема",
+                "Ответ был",
+                "Снова через",
+                "Новых случаев",
+                "Жителей",
+                "Отвеченный случай",
+                "Новый случай",
+            ),
             [
-                [_td(escape(i["place"])), _td(escape(i["municipality"] or "")),
-                 _td(topic(i["topic"])), _td(_when(i["answered_at"], zone)),
-                 _td(f"{i['after_days']:g} дн", True), _td(i["later_cases"], True),
-                 _td(i["residents"], True), _td(_case_link(i["answered_case"])),
-                 _td(_case_link(i["later_case"], text=True))]
+                [
+                    _td(escape(i["place"])),
+                    _td(escape(i["municipality"] or "")),
+                    _td(topic(i["topic"])),
+                    _td(_when(i["answered_at"], zone)),
+                    _td(f"{i['after_days']:g} дн", True),
+                    _td(i["later_cases"], True),
+                    _td(i["residents"], True),
+                    _td(_case_link(i["answered_case"])),
+                    _td(_case_link(i["later_case"], text=True)),
+                ]
                 for i in rec["items"]
             ],
         )
@@ -372,7 +430,9 @@ def _trend(report: dict[str, Any], topic: Any) -> str:
     if not trend["residents"]:
         return "".join(out) + '<p class="empty">Жалоб за период нет.</p>'
     series = {report["topics"].get(c, c): v for c, v in trend["residents"].items()}
-    out.append("<figure>" + charts.trend_chart(trend["days"], series, "Динамика по темам") + "</figure>")
+    out.append(
+        "<figure>" + charts.trend_chart(trend["days"], series, "Динамика по темам") + "</figure>"
+    )
     return "".join(out)
 
 
@@ -387,13 +447,19 @@ def _largest(report: dict[str, Any], topic: Any, zone: str) -> str:
         case = r["case"] or {}
         platforms = ", ".join(PLATFORMS.get(p, p) for p in case.get("platforms") or [])
         rows.append(
-            [_td(_case_link(case, text=True)), _td(r["residents"], True), _td(r["posts"], True),
-             _td(escape(platforms)), _td(", ".join(topic(t) for t in case.get("topics") or [])),
-             _td(escape(case.get("municipality") or "")),
-             _td(_when(case.get("answered_at"), zone) or '<span class="bad">нет ответа</span>')]
+            [
+                _td(_case_link(case, text=True)),
+                _td(r["residents"], True),
+                _td(r["posts"], True),
+                _td(escape(platforms)),
+                _td(", ".join(topic(t) for t in case.get("topics") or [])),
+                _td(escape(case.get("municipality") or "")),
+                _td(_when(case.get("answered_at"), zone) or '<span class="bad">нет ответа</span>'),
+            ]
         )
     out.append(
-        _table(("Случай", "Жителей", "Публикаций", "Площадки", "Темы", "Муниципалитет", "Ответ"),
-               rows)
+        _table(
+            ("Случай", "Жителей", "Публикаций", "Площадки", "Темы", "Муниципалитет", "Ответ"), rows
+        )
     )
     return "".join(out)
