@@ -31,27 +31,80 @@ sys.path.insert(0, str(ROOT))
 
 UNTIL = datetime(2026, 11, 27, tzinfo=UTC)
 DAYS = 14
-TOPICS = (
-    "housing roads transport landscaping waste ecology energy healthcare education social "
-    "safety construction culture sport communications trade labour animals public_services "
-    "other"
-).split()
+TOPICS = [
+    "housing",
+    "roads",
+    "transport",
+    "landscaping",
+    "waste",
+    "ecology",
+    "energy",
+    "healthcare",
+    "education",
+    "social",
+    "safety",
+    "construction",
+    "culture",
+    "sport",
+    "communications",
+    "trade",
+    "labour",
+    "animals",
+    "public_services",
+    "other",
+]
 PLATFORMS = ("vk", "ok", "telegram", "max", "web")
 FILLER = (
     "Здравствуйте! Третью неделю во дворе дома не вывозят мусор, контейнеры переполнены, "
     "жители обращались в управляющую компанию, но ответа нет. Просим разобраться и принять меры. "
 )
-POST_COLUMNS = (
-    "id platform native_id source_id kind url author_id author_name author_is_official text "
-    "published_at raw dedupe_key cluster_id is_canonical complaint_score is_complaint topics "
-    "places municipality answered_at answered_by response_seconds content_hash first_seen_at "
-    "updated_at seq"
-).split()
-CASE_COLUMNS = (
-    "cluster_id canonical_platform canonical_native_id size authors platforms sources "
-    "first_seen last_seen topics municipality complaint_score is_complaint answered_at "
-    "updated_at seq"
-).split()
+POST_COLUMNS = [
+    "id",
+    "platform",
+    "native_id",
+    "source_id",
+    "kind",
+    "url",
+    "author_id",
+    "author_name",
+    "author_is_official",
+    "text",
+    "published_at",
+    "raw",
+    "dedupe_key",
+    "cluster_id",
+    "is_canonical",
+    "complaint_score",
+    "is_complaint",
+    "topics",
+    "places",
+    "municipality",
+    "answered_at",
+    "answered_by",
+    "response_seconds",
+    "content_hash",
+    "first_seen_at",
+    "updated_at",
+    "seq",
+]
+CASE_COLUMNS = [
+    "cluster_id",
+    "canonical_platform",
+    "canonical_native_id",
+    "size",
+    "authors",
+    "platforms",
+    "sources",
+    "first_seen",
+    "last_seen",
+    "topics",
+    "municipality",
+    "complaint_score",
+    "is_complaint",
+    "answered_at",
+    "updated_at",
+    "seq",
+]
 
 
 def _t(value: datetime) -> str:
