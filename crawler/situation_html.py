@@ -194,7 +194,7 @@ def _cards(report: dict[str, Any]) -> str:
 
 
 def _heat_map(report: dict[str, Any], topic: Any) -> str:
-    rows = report["heat_map"]
+    rows = [r for r in report["heat_map"] if r["residents"] or r["cases"] or r["residents_before"]]
     out = [
         "<h2>Тепловая карта: муниципалитеты × темы</h2>",
         '<p class="note">В клетке: жителей с жалобами за период, случаев, и изменение числа '
@@ -216,9 +216,7 @@ def _heat_map(report: dict[str, Any], topic: Any) -> str:
         table.append(f"<tr><th>{escape(name or 'не указан')}</th>")
         for code in codes:
             r = cell.get((name, code))
-            if r is None or (
-                r["residents"] == 0 and r["cases"] == 0 and r["residents_before"] == 0
-            ):
+            if r is None:
                 table.append("<td></td>")
                 continue
             alpha = 0.08 + 0.5 * r["residents"] / peak
