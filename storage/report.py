@@ -19,6 +19,8 @@ from typing import Any
 
 from storage.core import SqlCore
 
+PG_WORK_MEM = "64MB"  # PostgreSQL: per sort or hash of the report's session
+PG_TEMP_BUFFERS = "256MB"  # PostgreSQL: the session's temporary tables in memory
 TEMP_CACHE_KIB = 262_144  # SQLite: cache of the temporary tables when they are in a file
 MEMORY_POSTS = 1_200_000  # SQLite: posts in the two periods up to which they stay in memory
 PLACE_KINDS = ("address", "street", "district")  # settlements are the municipality's level
@@ -51,6 +53,7 @@ class _Dialect:
     topics: str  # a post's topics, ["other"] when none
     day: str  # local day (YYYY-MM-DD) of a time {0} shifted by {1} seconds
     text: str  # a JSON column as text
+    c: str  # the byte-order collation of grouped text (PostgreSQL sorts it several times faster)
 
 
 SQLITE = _Dialect(
@@ -60,6 +63,7 @@ SQLITE = _Dialect(
     topics="coalesce(nullif(nullif({0}, '[]'), 'null'), '[\"other\"]')",
     day="date({0}, '{1} seconds')",
     text="{0}",
+    c="",
 )
 POSTGRES = _Dialect(
     each_text="LATERAL jsonb_array_elements_text({0}) AS {1}(value)",
@@ -69,6 +73,7 @@ POSTGRES = _Dialect(
     topics="coalesce(nullif({0}, '[]'::jsonb), '[\"other\"]'::jsonb)",
     day="to_char(({0} + interval '{1} seconds') AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     text="CAST({0} AS text)",
+    c=' COLLATE "C"',
 )
 
 TEMP_TABLES = (
@@ -103,6 +108,8 @@ class ReportReads(SqlCore):
         platform)`` gives a case's responsible body and its answer norm in seconds."""
         self._drop_report_tables()
         inside = self._posts_inside(window)
+        if self.dialect == "postgresql":
+            self._pg_report_settings()
         if self.dialect == "sqlite":
             # The temporary tables take about 0.7 KiB per post of the two periods: in memory
             # up to MEMORY_POSTS of them (a fifth faster), else in a file behind a cache.
@@ -129,6 +136,15 @@ class ReportReads(SqlCore):
         # drops them at once; dropping them one by one took a second of a million posts').
 
     # -- the working set ----------------------------------------------------------------
+    def _pg_report_settings(self) -> None:
+        """Room for this session's sorts and temporary tables (PostgreSQL's defaults, 4 MB
+        and 8 MB, send a million posts' worth to disk: a report took 33 s instead of 22 s).
+        ``temp_buffers`` can only be set before the session's first temporary table."""
+        self._execute(f"SET work_mem = '{PG_WORK_MEM}'")
+        if not getattr(self, "_report_buffers_set", False):
+            self._execute(f"SET temp_buffers = '{PG_TEMP_BUFFERS}'")
+            self._report_buffers_set = True
+
     def _drop_report_tables(self) -> None:
         for name in TEMP_TABLES:
             self._execute(f"DROP TABLE IF EXISTS {name}")
@@ -147,9 +163,10 @@ class ReportReads(SqlCore):
             params.append(w.municipality)
         self._execute(
             f"""CREATE TEMP TABLE report_posts AS
-            SELECT p.id, p.cluster_id, p.platform, p.platform || ':' || p.author_id AS resident,
+            SELECT p.cluster_id, p.platform{d.c} AS platform,
+                (p.platform || ':' || p.author_id){d.c} AS resident,
                 {self._epoch(at)} AS ts, CASE WHEN {at} >= ? THEN 1 ELSE 0 END AS cur,
-                coalesce(p.municipality, '') AS municipality,
+                coalesce(p.municipality, ''){d.c} AS municipality,
                 {d.topics.format("p.topics")} AS topics,
                 p.places, {d.day.format(at, w.offset_seconds)} AS day
             FROM posts AS p WHERE {where}""",
@@ -157,15 +174,15 @@ class ReportReads(SqlCore):
         )
         self._execute(
             f"""CREATE TEMP TABLE report_topics AS
-            SELECT r.cluster_id, r.resident, r.cur, r.municipality, r.day, t.value AS topic
+            SELECT r.cluster_id, r.resident, r.cur, r.municipality, r.day, t.value{d.c} AS topic
             FROM report_posts AS r CROSS JOIN {d.each_text.format("r.topics", "t")}"""
         )
         kinds = ", ".join(f"'{k}'" for k in PLACE_KINDS)
         self._execute(
             f"""CREATE TEMP TABLE report_places AS
             SELECT r.cluster_id, r.resident, r.cur, r.ts, r.municipality,
-                {d.field.format("pl", "name")} AS place, {d.field.format("pl", "kind")} AS kind,
-                t.value AS topic
+                ({d.field.format("pl", "name")}){d.c} AS place,
+                {d.field.format("pl", "kind")} AS kind, t.value{d.c} AS topic
             FROM report_posts AS r
             CROSS JOIN {d.each_object.format("r.places", "pl")}
             CROSS JOIN {d.each_text.format("r.topics", "t")}
@@ -406,8 +423,8 @@ class ReportReads(SqlCore):
         self._execute(
             f"""CREATE TEMP TABLE report_done AS
             SELECT DISTINCT c.cluster_id, {self._epoch("c.answered_at")} AS answered_ts,
-                coalesce(p.municipality, '') AS municipality,
-                {d.field.format("pl", "name")} AS place, t.value AS topic
+                coalesce(p.municipality, ''){d.c} AS municipality,
+                ({d.field.format("pl", "name")}){d.c} AS place, t.value{d.c} AS topic
             FROM clusters AS c JOIN posts AS p ON p.cluster_id = c.cluster_id
             CROSS JOIN {d.each_object.format("p.places", "pl")}
             CROSS JOIN {d.each_text.format(d.topics.format("p.topics"), "t")}
