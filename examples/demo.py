@@ -59,7 +59,8 @@ def recent_history(out: Path) -> Path:
 def main() -> int:
     out = ROOT / "demo"
     out.mkdir(exist_ok=True)
-    for stale in [*out.glob("inbox.db*"), *out.glob("report.html*")]:  # the last demo's inbox, WAL files and lock directory
+    # the last demo's inbox, WAL files, lock directory and report
+    for stale in [*out.glob("inbox.db*"), *out.glob("report.html*")]:
         if stale.is_dir():
             shutil.rmtree(stale)
         else:
