@@ -6,8 +6,9 @@ Sans, which ships with matplotlib and covers Cyrillic), so it shows offline and 
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 PALETTE = (
@@ -22,6 +23,19 @@ PALETTE = (
     "#1f618d",
     "#a93226",
 )
+
+
+def _plain(draw: Callable[..., str]) -> Callable[..., str]:
+    """Labels are residents' words: never read ``$…$`` in them as mathematics."""
+
+    @functools.wraps(draw)
+    def wrapped(*args: Any, **kwargs: Any) -> str:
+        import matplotlib
+
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapped
 
 
 def _figure(width: float, height: float) -> Any:
@@ -54,6 +68,7 @@ def _style(ax: Any) -> None:
     ax.set_axisbelow(True)
 
 
+@_plain
 def trend_chart(days: Sequence[str], series: dict[str, Sequence[int]], name: str) -> str:
     """Lines: residents per day for each topic (the busiest ten)."""
     fig = _figure(9.5, 3.6)
@@ -81,6 +96,7 @@ def trend_chart(days: Sequence[str], series: dict[str, Sequence[int]], name: str
     return _svg(fig, name)
 
 
+@_plain
 def share_chart(rows: Sequence[tuple[str, float | None, int]], name: str) -> str:
     """Horizontal bars: the share of cases answered within the norm, per row (label, share,
     cases); a row with no decided case shows an empty bar."""
@@ -111,6 +127,7 @@ def share_chart(rows: Sequence[tuple[str, float | None, int]], name: str) -> str
     return _svg(fig, name)
 
 
+@_plain
 def places_chart(rows: Sequence[tuple[str, int, int]], name: str) -> str:
     """Paired bars: residents at each tension point now and in the period before."""
     height = 0.9 + 0.38 * max(1, len(rows))

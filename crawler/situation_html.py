@@ -30,6 +30,8 @@ DIMENSIONS = (
     ("platform", "По площадкам", "Площадка"),
 )
 
+WEB = ("https://", "http://")
+
 STYLE = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:0;color:#1c2833;background:#f4f6f7}
 main{max-width:1180px;margin:0 auto;padding:16px 24px 48px}
@@ -89,7 +91,9 @@ def _case_link(case: dict[str, Any] | None, *, text: bool = False) -> str:
     if not case:
         return ""
     label = f"случай №{case['cluster_id']}"
-    link = f'<a href="{escape(case["url"])}">{label}</a>' if case.get("url") else label
+    url = str(case.get("url") or "")
+    # Links only to web addresses: an imported post may carry anything in its url.
+    link = f'<a href="{escape(url)}">{label}</a>' if url.startswith(WEB) else label
     if text:
         words = (case.get("title") or case.get("text") or "").strip()
         if len(words) > 160:

@@ -224,3 +224,60 @@ def test_an_empty_inbox_gives_an_empty_report(tmp_path: Path, glas: Callable) ->
     result = glas("report", "-o", "empty.html")
     assert result.returncode == 0, result.stderr
     assert "Жалоб за период нет" in (tmp_path / "empty.html").read_text(encoding="utf-8")
+
+
+def test_residents_words_stay_words() -> None:
+    """Places, texts and links come from residents: escaped in the page, never read as
+    markup, mathematics or a script link."""
+    from crawler.situation_html import render
+
+    case = {"cluster_id": 7, "url": "javascript:alert(1)", "text": "<script>alert(1)</script>"}
+    point = {
+        "place": "<b>ул. $Ленина$</b>",
+        "municipality": "Заречный",
+        "topic": "roads",
+        "residents": 2,
+        "residents_before": 0,
+        "growth": 2,
+        "cases_shown": [case],
+    }
+    page = render(
+        {
+            "period": {
+                "since": "2026-11-20T00:00:00Z",
+                "until": "2026-11-27T00:00:00Z",
+                "previous_since": "2026-11-13T00:00:00Z",
+                "timezone": "Europe/Moscow",
+                "municipality": None,
+                "days": 7,
+            },
+            "norms": {
+                "default_hours": 24,
+                "by_topic": {},
+                "by_platform": {},
+                "by_topic_and_platform": {},
+            },
+            "topics": {"roads": "дороги"},
+            "totals": dict.fromkeys(
+                ("posts", "posts_before", "residents", "residents_before", "cases", "cases_before"),
+                0,
+            ),
+            "heat_map": [],
+            "tension_points": [point],
+            "growing": [],
+            "answers": {},
+            "overdue": [],
+            "overdue_total": 0,
+            "recurrence": {
+                "window_days": 30,
+                "answered_cases": 0,
+                "recurred_cases": 0,
+                "items": [],
+            },
+            "trend": {"days": [], "residents": {}, "posts": {}},
+            "largest_cases": [{"cluster_id": 7, "residents": 2, "posts": 2, "case": case}],
+        }
+    )
+    assert "<script" not in page and "javascript:" not in page
+    assert "&lt;b&gt;ул. $Ленина$&lt;/b&gt;" in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
