@@ -24,7 +24,6 @@ PG_TEMP_BUFFERS = "256MB"  # PostgreSQL: the session's temporary tables in memor
 TEMP_CACHE_KIB = 262_144  # SQLite: cache of the temporary tables when they are in a file
 MEMORY_POSTS = 1_200_000  # SQLite: posts in the two periods up to which they stay in memory
 PLACE_KINDS = ("address", "street", "district")  # settlements are the municipality's level
-DIMENSIONS = ("all", "municipality", "topic", "platform", "source", "agency")
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ class ReportReads(SqlCore):
         """Every aggregate of the report over ``window``; ``route(topics, municipality,
         platform)`` gives a case's responsible body and its answer norm in seconds."""
         self._drop_report_tables()
-        inside = self._posts_inside(window)
+        inside = self._posts_inside(window) if self.dialect == "sqlite" else 0
         if self.dialect == "postgresql":
             self._pg_report_settings()
         if self.dialect == "sqlite":
@@ -124,8 +123,8 @@ class ReportReads(SqlCore):
                 "heat_map": self._heat_map(),
                 "trend": self._trend(),
                 "places": self._places(top),
-                "answers": self._answers(window),
-                "overdue": self._overdue(window, top * 2),
+                "answers": self._answers(),
+                "overdue": self._overdue(top * 2),
                 "recurrence": self._recurrence(window, top),
                 "largest": self._largest(top),
             }
@@ -190,7 +189,7 @@ class ReportReads(SqlCore):
         )
 
     def _posts_inside(self, w: Window) -> int:
-        """Posts in the two periods, counted from the ``posts_at`` index alone."""
+        """Posts in the two periods, counted from the ``posts_at`` index alone (SQLite)."""
         at = "coalesce(published_at, first_seen_at)"
         return int(
             self._execute(
@@ -358,7 +357,7 @@ class ReportReads(SqlCore):
             point["case_ids"] = [case for _, case in ranked[:5]]
         return {"most": most, "growing": growing}
 
-    def _answers(self, w: Window) -> list[dict[str, Any]]:
+    def _answers(self) -> list[dict[str, Any]]:
         """Per dimension and key: cases, answered, within the norm, overdue, waiting, and the
         median and 90th percentile of the time to answer (nearest rank)."""
         keys = {
@@ -399,7 +398,7 @@ class ReportReads(SqlCore):
             )
         return counts
 
-    def _overdue(self, w: Window, limit: int) -> list[dict[str, Any]]:
+    def _overdue(self, limit: int) -> list[dict[str, Any]]:
         rows = self.query_dicts(
             f"""SELECT a.cluster_id, a.first_ts, a.norm, a.municipality, a.topic, a.platform,
                 a.source_id, a.agency
