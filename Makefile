@@ -34,9 +34,11 @@ demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 # The tests start their own PostgreSQL server: tests/ensure-postgres.sh installs its programs
-# when the machine lacks them. pytest exits 5 when it collects no test: say so instead.
+# when the machine lacks them; tests/ensure-chromium.sh installs the headless browser the
+# report's test opens. pytest exits 5 when it collects no test: say so instead.
 test: $(STAMP)
 	@sh tests/ensure-postgres.sh
+	@sh tests/ensure-chromium.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS) || { s=$$?; if [ $$s -eq 5 ]; then echo "pytest: no tests were collected"; else exit $$s; fi; }
 
 lint: $(STAMP)
@@ -50,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/dedupe.py
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/harvest.py
+	$(BIN)/python bench/report.py
 
 # Quality of complaint/topic/place flagging on the real data (../shared/data) and the
 # hand-labelled VK comments (tests/data/vk_comment_labels.csv); prints figures.

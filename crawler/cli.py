@@ -351,6 +351,52 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from crawler import situation
+    from crawler.routing import topic_labels
+    from crawler.validators import parse_duration
+
+    config = _config_if_present(args)
+    zone = config.defaults.timezone if config else "Europe/Moscow"
+    try:
+        length = parse_duration(args.period) if args.period else None
+    except ValueError as exc:
+        raise CliError(f"--period: {exc}", EXIT_CONFIG) from None
+    try:
+        period = situation.period_of(args.since, args.until, length, zone=zone)
+    except situation.PeriodError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+    lexicons = config.flagging.lexicon_paths(config.path.parent) if config else ()
+    with _inbox(args, create=False) as inbox:
+        report = situation.build(
+            inbox,
+            period,
+            zone=zone,
+            municipality=args.municipality,
+            norms=config.norms if config else None,
+            routing=config.routing if config else None,
+            labels=topic_labels(lexicons),
+            recurrence_days=args.recurrence_days,
+        )
+    output = args.output or ("report.html" if args.format == "html" else None)
+    with _output(output) as out:
+        if args.format == "json":
+            json.dump(report, out, ensure_ascii=False, indent=2)
+            out.write("\n")
+        else:
+            from crawler.situation_html import render
+
+            out.write(render(report))
+    if output:
+        totals = report["totals"]
+        print(
+            f"{output}: {totals['residents']} residents, {totals['cases']} cases, "
+            f"{report['overdue_total']} overdue ({report['period']['since']} … "
+            f"{report['period']['until']})"
+        )
+    return EXIT_OK
+
+
 def cmd_telegram_login(args: argparse.Namespace) -> int:
     from crawler.telegram_login import login_command
 
@@ -639,6 +685,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("stats", cmd_stats, "posts per source, platform and day; cases; last runs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command(
+        "report",
+        cmd_report,
+        "the situation picture: heat map, tension points, answers against the norm, recurrence",
+    )
+    p.add_argument("--since", metavar="ISO", help="start of the period (date or time)")
+    p.add_argument("--until", metavar="ISO", help="end of the period (default: now)")
+    p.add_argument(
+        "--period", metavar="DURATION", help="length of the period before --until (default 7d)"
+    )
+    p.add_argument("--municipality", metavar="NAME", help="only this municipality")
+    p.add_argument(
+        "--format", choices=("html", "json"), default="html", help="html (default) or json"
+    )
+    p.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write to FILE (default: report.html; JSON goes to stdout)",
+    )
+    p.add_argument(
+        "--recurrence-days",
+        type=_positive_int,
+        default=30,
+        metavar="N",
+        help="a problem raised again within N days after an official answer recurs (default 30)",
+    )
 
     db = sub.add_parser("db", help="inbox schema maintenance", parents=[common])
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

@@ -2,7 +2,7 @@
 
 Each message is ``FILE:LINE: LABEL: what is wrong``. LABEL is the source's id (or
 ``sources[N]`` when it has no usable id), the section (``defaults``, ``official_accounts``,
-``dedupe``, ``routing``, ``privacy``, ``sources``), ``file`` for the file as a whole,
+``dedupe``, ``routing``, ``norms``, ``privacy``, ``sources``), ``file`` for the file as a whole,
 ``YAML syntax``, or ``YAML`` for a file over the limits of nesting and aliases. LINE is the
 line of the key for unknown keys, of the value for bad values, and of the source's first line
 for missing fields. Every problem is reported at once, sorted by line.
@@ -30,6 +30,7 @@ from crawler.config_messages import (
     wrong_type_message,
 )
 from crawler.model import Schedule, SourceConfig, Strict
+from crawler.norms import NormSettings
 from crawler.pseudonymise import PrivacySettings
 from crawler.routing import RoutingSettings, topic_labels
 from crawler.secrets import watch_env
@@ -61,6 +62,7 @@ TOP_LEVEL_KEYS = (
     "dedupe",
     "flagging",
     "routing",
+    "norms",
     "privacy",
 )
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
@@ -253,6 +255,7 @@ class Config:
         routing: RoutingSettings | None = None,
         privacy: PrivacySettings | None = None,
         sites: dict[str, SiteSettings] | None = None,
+        norms: NormSettings | None = None,
     ) -> None:
         self.path = path
         self.sites = sites or {}
@@ -264,6 +267,7 @@ class Config:
         self.flagging = flagging or FlaggingSettings()
         self.routing = routing or RoutingSettings()
         self.privacy = privacy or PrivacySettings()
+        self.norms = norms or NormSettings()
 
     def source(self, source_id: str) -> SourceConfig:
         """The source named ``source_id``; KeyError when there is none."""
@@ -397,7 +401,9 @@ class _Checker:
             if problem:
                 self.error(("flagging", "lexicons"), "flagging", problem, at_value=True)
         routing = self.section(data, "routing", RoutingSettings)
-        self.check_topics(data.get("routing"), flagging or FlaggingSettings(), path.parent)
+        norms = self.section(data, "norms", NormSettings)
+        for key in ("routing", "norms"):
+            self.check_topics(key, data.get(key), flagging or FlaggingSettings(), path.parent)
         privacy = self.section(data, "privacy", PrivacySettings)
         sites = self.sites(data.get("sites"))
         if "sources" not in data:
@@ -434,7 +440,9 @@ class _Checker:
             source = self.source(index, entry, defaults)
             if source is not None and not duplicate:
                 sources.append(source)
-        return Config(path, defaults, sources, officials, dedupe, flagging, routing, privacy, sites)
+        return Config(
+            path, defaults, sources, officials, dedupe, flagging, routing, privacy, sites, norms
+        )
 
     def sites(self, value: Any) -> dict[str, SiteSettings]:
         """``sites:``: host name → politeness settings for it."""
@@ -488,13 +496,14 @@ class _Checker:
             self.report(exc, (key,), key, model)
             return None
 
-    def check_topics(self, routing: Any, flagging: FlaggingSettings, base: Path) -> None:
-        """Every rule's topic must be a code of the topics lexicon (with its overrides).
+    def check_topics(self, key: str, section: Any, flagging: FlaggingSettings, base: Path) -> None:
+        """Every rule's topic (of ``routing:`` or ``norms:``) must be a code of the topics
+        lexicon (with its overrides).
 
         Read from the YAML itself, so a bad code is reported beside other problems of the
         section."""
-        rules = routing.get("rules") if isinstance(routing, dict) else None
-        if not isinstance(rules, list) or self.doc.is_broken(("routing", "rules")):
+        rules = section.get("rules") if isinstance(section, dict) else None
+        if not isinstance(rules, list) or self.doc.is_broken((key, "rules")):
             return
         codes: list[str] | None = None
         for index, rule in enumerate(rules):
@@ -505,8 +514,8 @@ class _Checker:
                 codes = list(topic_labels(flagging.lexicon_paths(base)))
             if topic.strip() not in codes:
                 self.error(
-                    ("routing", "rules", index, "topic"),
-                    "routing",
+                    (key, "rules", index, "topic"),
+                    key,
                     unknown_value_message("topic", topic.strip(), codes),
                     at_value=True,
                 )
@@ -621,6 +630,7 @@ def json_schema() -> dict[str, Any]:
         dedupe=(DedupeSettings, Field(default_factory=DedupeSettings)),
         flagging=(FlaggingSettings, Field(default_factory=FlaggingSettings)),
         routing=(RoutingSettings, Field(default_factory=RoutingSettings)),
+        norms=(NormSettings, Field(default_factory=NormSettings)),
         privacy=(PrivacySettings, Field(default_factory=PrivacySettings)),
     )
     schema = file_model.model_json_schema()

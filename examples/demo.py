@@ -7,16 +7,20 @@ API server (tests/max_server.py, the made-up channel in examples/replay/max/) on
 ports, writes demo/sources.yaml (the example sources pointed at those servers; VK_TOKEN=demo,
 MAX_BOT_TOKEN=demo and made-up OK credentials, which only the local servers see; Telegram
 through the stand-in of tests/telegram_fakes.py), runs `glas run` twice (the second run finds
-nothing new), then `glas stats`, and stops the servers.
+nothing new), then `glas stats`, imports a made-up fortnight of complaints and official answers
+(examples/replay/report/history.jsonl, moved to end now) and writes the situation report
+demo/report.html with `glas report`, and stops the servers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,12 +35,32 @@ PLACEHOLDER = "http://replay.invalid"
 VK_PLACEHOLDER = "http://vk-api.invalid"
 OK_PLACEHOLDER = "http://ok-api.invalid"
 MAX_PLACEHOLDER = "http://max-api.invalid"
+HISTORY = ROOT / "examples" / "replay" / "report" / "history.jsonl"
+HISTORY_END = datetime(2026, 11, 27, 12, tzinfo=UTC)  # the file's "now"
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def recent_history(out: Path) -> Path:
+    """history.jsonl with its times moved so that its "now" is this hour (the report's
+    default period is the last 7 days)."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    shift = now - HISTORY_END
+    lines = []
+    for line in HISTORY.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        at = datetime.strptime(row["published_at"], UTC_FORMAT).replace(tzinfo=UTC)
+        row["published_at"] = (at + shift - timedelta(hours=1)).strftime(UTC_FORMAT)
+        lines.append(json.dumps(row, ensure_ascii=False))
+    path = out / "history.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def main() -> int:
     out = ROOT / "demo"
     out.mkdir(exist_ok=True)
-    for stale in out.glob("inbox.db*"):  # the last demo's inbox, WAL files and lock directory
+    # the last demo's inbox, WAL files, lock directory and report
+    for stale in [*out.glob("inbox.db*"), *out.glob("report.html*")]:
         if stale.is_dir():
             shutil.rmtree(stale)
         else:
@@ -95,6 +119,14 @@ def main() -> int:
                 "glas export --format open311 --complaints-only --limit 2 (cases for routing)",
                 ["export", "--format", "open311", "--complaints-only", "--limit", "2"],
             ),
+            (
+                "glas import demo/history.jsonl (a made-up fortnight of complaints and answers)",
+                ["import", str(recent_history(out))],
+            ),
+            (
+                "glas report (the situation picture of the last 7 days)",
+                ["report", "-o", str(out / "report.html")],
+            ),
         ]
         for title, argv in steps:
             print(f"$ {title}", flush=True)
@@ -105,6 +137,7 @@ def main() -> int:
                 return code
     print("The inbox is demo/inbox.db: try `sqlite3 demo/inbox.db 'select * from inbox'`")
     print("or `bin/glas --db demo/inbox.db export --table clusters`.")
+    print(f"The situation report: {out / 'report.html'} (open it in a browser)")
     return 0
 
 

@@ -62,6 +62,8 @@ _MARK = re.compile(r"\?")
 class PostgresInbox(SqlInbox):
     """An inbox in a PostgreSQL database, given by a libpq URL (``postgresql://…``)."""
 
+    dialect = "postgresql"
+
     migrations_table_sql = (
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL)"

@@ -2,17 +2,18 @@
 
 :mod:`storage.core` (dialect hooks, schema, transactions, ``seq``), :mod:`storage.posts`
 (the batch upsert), :mod:`storage.cases` (cases and their summaries), :mod:`storage.answers`
-(official answers), :mod:`storage.state` (sources, runs, health) and :mod:`storage.reads`
-(export, statistics). A backend subclasses :class:`SqlInbox` and implements the hooks of
-:class:`~storage.core.SqlCore`.
+(official answers), :mod:`storage.state` (sources, runs, health), :mod:`storage.reads`
+(export, statistics) and :mod:`storage.report` (the figures of ``glas report``). A backend
+subclasses :class:`SqlInbox` and implements the hooks of :class:`~storage.core.SqlCore`.
 """
 
 from __future__ import annotations
 
 from storage.posts import PostWrites
 from storage.reads import InboxReads
+from storage.report import ReportReads
 from storage.state import SourceState
 
 
-class SqlInbox(PostWrites, SourceState, InboxReads):
+class SqlInbox(PostWrites, SourceState, InboxReads, ReportReads):
     """Every inbox operation, in the SQL SQLite and PostgreSQL both understand."""

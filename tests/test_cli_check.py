@@ -137,6 +137,7 @@ def test_schema_is_json_and_describes_the_file(glas: Callable) -> None:
         "dedupe",
         "flagging",
         "routing",
+        "norms",
         "privacy",
     }
 
