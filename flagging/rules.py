@@ -294,9 +294,7 @@ class Flagger:
         cleaned = text.clean(raw_text)
         tokens = text.words(cleaned)
         located = self.places.locate(cleaned, tokens, town)
-        evidence = self._evidence(
-            self.matcher.find(self._without_street_names(cleaned, tokens, located))
-        )
+        evidence = self._evidence(self._hits(cleaned, tokens, located))
         places = as_dicts(located)
         signals, extra, official_score, official_style = self._signals(
             raw_text, cleaned, tokens, evidence, places
@@ -326,11 +324,20 @@ class Flagger:
         )
         return flags, tokens, {**signals, **extra}
 
-    def _without_street_names(
-        self, cleaned: str, tokens: list[str], located: list[Located]
-    ) -> list[str]:
-        """``tokens`` with the names of streets blanked: "на Школьной улице" is no evidence of
-        schools (the street-type word and house numbers stay)."""
+    def _hits(self, cleaned: str, tokens: list[str], located: list[Located]) -> list[Hit]:
+        """The lexicons' hits, topics found with names left out (:meth:`_without_names`)."""
+        hits = self.matcher.find(tokens)
+        blanked = self._without_names(cleaned, tokens, located)
+        if blanked is tokens:
+            return hits
+        kept = [hit for hit in hits if not hit.key.startswith("topic.")]
+        return kept + [hit for hit in self.matcher.find(blanked) if hit.key.startswith("topic.")]
+
+    def _without_names(self, cleaned: str, tokens: list[str], located: list[Located]) -> list[str]:
+        """``tokens`` with names blanked: those of streets named with a type ("на Школьной
+        улице": the type word and house numbers stay) and capitalised adjectives inside a
+        sentence ("яма на Школьной", "у Больничной остановки"): neither is evidence of the
+        topic the word means (schools, clinics); ``tokens`` itself when there is none."""
         names = {
             word
             for place in located
@@ -339,6 +346,7 @@ class Flagger:
             if not word.isdigit()
         }
         names -= self.places.type_words
+        names |= text.proper_adjectives(cleaned)
         if not names:
             return tokens
         return ["" if token in names else token for token in tokens]

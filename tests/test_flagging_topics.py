@@ -91,6 +91,9 @@ def test_made_up_texts(rules: Flagger, text: str, code: str) -> None:
         ("Прорвало трубу на Больничной улице, 4, нет воды", "housing", "healthcare"),
         ("Мусор не вывозят на улице Садовой уже неделю", "waste", "landscaping"),
         ("В школе на улице Ленина нет отопления", "education", None),  # the school itself counts
+        ("Подтверждаю, яма у дома 1 на Школьной, обходим по газону", "landscaping", "education"),
+        ("Фонари на Школьной и Больничной не горят", "landscaping", "healthcare"),
+        ("Школьные автобусы не ходят", "education", None),  # a sentence's first word: no name
     ],
 )
 def test_street_names_are_no_topic_evidence(
