@@ -11,7 +11,7 @@ from typing import Any
 
 from crawler.model import Post, SourceConfig
 
-EXPORT_TABLES = ("posts", "clusters")
+EXPORT_TABLES = ("posts", "clusters", "alerts")
 
 
 class InboxError(Exception):

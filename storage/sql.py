@@ -2,17 +2,19 @@
 
 :mod:`storage.core` (dialect hooks, schema, transactions, ``seq``), :mod:`storage.posts`
 (the batch upsert), :mod:`storage.cases` (cases and their summaries), :mod:`storage.answers`
-(official answers), :mod:`storage.state` (sources, runs, health) and :mod:`storage.reads`
+(official answers), :mod:`storage.alerts` (surge alerts and their webhook outbox),
+:mod:`storage.state` (sources, runs, health) and :mod:`storage.reads`
 (export, statistics). A backend subclasses :class:`SqlInbox` and implements the hooks of
 :class:`~storage.core.SqlCore`.
 """
 
 from __future__ import annotations
 
+from storage.alerts import AlertStore
 from storage.posts import PostWrites
 from storage.reads import InboxReads
 from storage.state import SourceState
 
 
-class SqlInbox(PostWrites, SourceState, InboxReads):
+class SqlInbox(PostWrites, SourceState, InboxReads, AlertStore):
     """Every inbox operation, in the SQL SQLite and PostgreSQL both understand."""
