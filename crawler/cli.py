@@ -442,6 +442,40 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_browse(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from crawler import browse
+    from storage import sqlite_path
+
+    path = sqlite_path(args.db)
+    if path is None:
+        raise CliError(
+            "glas browse opens SQLite inboxes (Datasette reads SQLite only); for PostgreSQL "
+            "use a client such as psql, or export with glas export",
+            EXIT_CONFIG,
+        )
+    if not browse.available():
+        raise CliError(
+            "glas browse needs Datasette: pip install 'glas[browse]' (make setup installs it)",
+            EXIT_CONFIG,
+        )
+    with _inbox(args, create=False):
+        pass  # the inbox exists and its schema is this Glas's
+    with tempfile.TemporaryDirectory(prefix="glas-browse-") as tmp:
+        meta = Path(tmp) / "metadata.json"
+        meta.write_text(json.dumps(browse.metadata(path.stem), ensure_ascii=False), "utf-8")
+        print(f"glas browse: {path} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+        argv = browse.command(path, meta, args.host, args.port, args.open)
+        from datasette.cli import cli  # in this process: stopping glas stops the server
+
+        try:
+            cli.main(args=argv, prog_name="datasette", standalone_mode=False)
+        except KeyboardInterrupt:
+            pass
+        return EXIT_OK
+
+
 def cmd_telegram_login(args: argparse.Namespace) -> int:
     from crawler.telegram_login import login_command
 
@@ -739,6 +773,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("stats", cmd_stats, "posts per source, platform and day; cases; last runs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = command("browse", cmd_browse, "open the inbox in Datasette (the browse extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    p.add_argument("--open", action="store_true", help="open a web browser at the address")
 
     db = sub.add_parser("db", help="inbox schema maintenance", parents=[common])
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
