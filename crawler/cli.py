@@ -467,12 +467,12 @@ def cmd_browse(args: argparse.Namespace) -> int:
         meta.write_text(json.dumps(browse.metadata(path.stem), ensure_ascii=False), "utf-8")
         print(f"glas browse: {path} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
         argv = browse.command(path, meta, args.host, args.port, args.open)
+        import contextlib
+
         from datasette.cli import cli  # in this process: stopping glas stops the server
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             cli.main(args=argv, prog_name="datasette", standalone_mode=False)
-        except KeyboardInterrupt:
-            pass
         return EXIT_OK
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import socket
 import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
