@@ -138,6 +138,8 @@ def test_schema_is_json_and_describes_the_file(glas: Callable) -> None:
         "flagging",
         "routing",
         "privacy",
+        "alerts",
+        "webhooks",
     }
 
     items = schema["properties"]["sources"]["items"]
