@@ -5,7 +5,6 @@ restart), `glas alerts`, and the alerts table exported by seq."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -282,7 +281,7 @@ def test_receiver_down_then_up_across_a_restart_delivers_once(
         assert deliver_due(first, webhooks).failed == 0  # not due before its backoff
         (delivery,) = first.alerts()[0]["deliveries"]
         assert delivery["attempts"] == 1 and delivery["delivered_at"] is None
-        assert "Connection refused" in delivery["last_error"] or delivery["last_error"]
+        assert "Connection refused" in delivery["last_error"]
     receiver.start()  # up again, same port; a new inbox handle, as after a restart
     receiver.fail_with = 503
     later = datetime.now(UTC) + timedelta(seconds=2)
@@ -333,26 +332,23 @@ def test_glas_alerts_lists_them(
     assert json.loads(line)["rule_id"] == "roads-zarechny"
 
 
-def test_glas_db_upgrade_adds_the_alert_tables(tmp_path: Path, glas: Callable) -> None:
-    db = tmp_path / "old.db"
-    with open_inbox(str(db), check_schema=False, create=True) as old:
-        pass
-    from storage.sqlite import SqliteInbox
-
-    box = SqliteInbox(db, check_schema=False)
-    box.upgrade(up_to=5)
-    box.close()
-    upgraded = glas("--db", str(db), "db", "upgrade")
+@pytest.mark.both_backends
+def test_glas_db_upgrade_adds_the_alert_tables(db_url: str, glas: Callable) -> None:
+    """An inbox of schema 5 with posts in it: `glas db upgrade` adds the alert tables; the
+    posts stay, and alerts take their seq after them."""
+    old = open_inbox(db_url, check_schema=False)
+    assert isinstance(old, SqlInbox)
+    old.upgrade(up_to=5)
+    old.store("zarechny-wall", [post(n, f"r{n}", 20 - n) for n in range(4)])
+    last = old.last_seq()
+    old.close()
+    refused = glas("--db", db_url, "alerts")
+    assert refused.returncode == 1 and "run `glas db upgrade`" in refused.stderr
+    upgraded = glas("--db", db_url, "db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "6: surge alerts" in upgraded.stdout
-    with open_inbox(str(db)) as box2:
-        assert box2.schema_version() == 6
-        assert box2.alerts() == []  # type: ignore[attr-defined]
-    del old
-
-
-def _wait(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert "applied 6: surge alerts" in upgraded.stdout and "version 5 → 6" in upgraded.stdout
+    with open_inbox(db_url) as box:
+        assert isinstance(box, SqlInbox)
+        assert box.schema_version() == 6 and box.query("SELECT count(*) FROM posts") == [(4,)]
+        alert = evaluate(box, RULE, [hook("http://127.0.0.1:9/none")])
+        assert alert is not None and alert["seq"] == last + 1 and alert["residents"] == 4
