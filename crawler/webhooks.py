@@ -31,6 +31,17 @@ log = logging.getLogger("glas.run")
 LEASE = timedelta(minutes=2)  # a claimed delivery is not tried by another process meanwhile
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A 3xx is a failed attempt: following it would turn the POST into a GET without the
+    alert (the webhook's address is to be fixed in sources.yaml)."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
 @dataclass
 class Delivered:
     """What one :func:`deliver_due` call did."""
@@ -116,7 +127,7 @@ def post(hook: Webhook, body: dict[str, Any]) -> tuple[int | None, str | None]:
     data = json.dumps(body, ensure_ascii=False).encode()
     request = urllib.request.Request(hook.url, data=data, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=hook.timeout) as response:
+        with _OPENER.open(request, timeout=hook.timeout) as response:
             response.read(65536)
             return response.status, None
     except urllib.error.HTTPError as exc:

@@ -298,6 +298,17 @@ def test_receiver_down_then_up_across_a_restart_delivers_once(
     assert len({r["headers"]["idempotency-key"] for r in delivered}) == 1
 
 
+def test_a_redirect_is_a_failed_attempt(inbox: SqlInbox, receiver: Receiver) -> None:
+    """Following a 302 would turn the POST into a GET without the alert: retried instead."""
+    webhooks = [hook(receiver.url)]
+    fire(inbox, webhooks)
+    receiver.fail_with = 302
+    assert deliver_due(inbox, webhooks).failed == 1
+    (delivery,) = inbox.alerts()[0]["deliveries"]
+    assert (delivery["last_status"], delivery["delivered_at"]) == (302, None)
+    assert len(receiver.requests) == 1  # not followed
+
+
 def test_a_claimed_delivery_is_not_sent_by_another_process(db_url: str, receiver: Receiver) -> None:
     """Two handles (a daemon and a glas run) share the outbox: a leased row is taken once."""
     webhooks = [hook(receiver.url)]

@@ -96,8 +96,6 @@ def test_glas_run_fires_once_and_delivers_after_the_receiver_is_back(
     second = glas("run", "--all", env=env)  # a new process: nothing new, the outbox is sent
     assert second.returncode == 0, second.stderr
     assert "webhooks: 1 alert deliveries sent" in second.stdout
-    third = glas("run", "--all", env=env)
-    assert "webhooks:" not in third.stdout
     (request,) = receiver.requests
     assert request["headers"]["idempotency-key"] == f"glas-alert-{alert[0]}"
     assert request["headers"]["authorization"] == "Bearer hook-secret-0123456789"
