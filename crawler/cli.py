@@ -80,11 +80,92 @@ def cmd_run(args: argparse.Namespace) -> int:
             sources = due_sources(config, inbox, now)
         if not sources:
             print(_nothing_due(config, inbox, now))
+            _deliver_alerts(config, inbox)
             return EXIT_OK
         with source_locks(args.db) as locks:
             summary = run_sources(config, inbox, sources, reporter, locks=locks)
-    reporter.summary(summary)
+        reporter.summary(summary)
+        _deliver_alerts(config, inbox)
     return summary.exit_code
+
+
+def _deliver_alerts(config: Any, inbox: Any) -> None:
+    """At the end of ``glas run``: send the alerts due to the webhooks (what fails stays in
+    the outbox for the next run or the daemon); one line when there was something to send."""
+    if not config.webhooks:
+        return
+    from crawler.webhooks import deliver_due
+
+    delivered = failed = 0
+    for _ in range(20):  # at most 1,000 deliveries per run
+        done = deliver_due(inbox, config.webhooks)
+        delivered, failed = delivered + done.delivered, failed + done.failed
+        if done.delivered + done.failed < 50:
+            break
+    if delivered or failed:
+        retry = f", {failed} to retry later" if failed else ""
+        print(f"webhooks: {delivered} alert deliveries sent{retry}", flush=True)
+
+
+def _delivery(row: dict[str, Any]) -> str:
+    if row["delivered_at"]:
+        return f"{row['webhook_id']} sent"
+    return f"{row['webhook_id']} pending ({row['attempts']} tries)"
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from crawler.alerts import utc
+    from crawler.tables import format_table
+    from crawler.validators import parse_duration
+    from crawler.webhooks import payload
+
+    since = None
+    if args.since:
+        try:
+            since = utc(datetime.now(UTC) - parse_duration(args.since))
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(args.since)
+            except ValueError:
+                raise CliError(
+                    f"--since {args.since!r}: give a duration (24h, 7d) or a date (2026-05-01)",
+                    EXIT_CONFIG,
+                ) from None
+            since = utc(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    with _inbox(args, create=False) as inbox:
+        alerts = inbox.alerts(since)
+    if args.json:
+        rows = [{**payload(a), "deliveries": a["deliveries"]} for a in alerts]
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2, default=str)
+        print()
+        return EXIT_OK
+    if not alerts:
+        print("no alerts" + (f" since {since}" if since else ""))
+        return EXIT_OK
+    table: list[tuple[str, ...]] = [
+        ("alert", "rule", "fired at", "scope", "residents", "usual", "cases", "webhooks")
+    ]
+    for a in alerts:
+        scope = " / ".join(str(a[k]) for k in ("topic", "place", "municipality") if a.get(k))
+        hooks = ", ".join(_delivery(d) for d in a["deliveries"])
+        usual = "" if a["usual_level"] is None else f"{a['usual_level']:g}"
+        cases = ", ".join(map(str, (a.get("cases") or [])[:5]))
+        table.append(
+            (
+                str(a["alert_id"]),
+                a["rule_id"],
+                a["fired_at"],
+                scope,
+                str(a["residents"]),
+                usual,
+                cases,
+                hooks,
+            )
+        )
+    print(format_table(table))
+    return EXIT_OK
 
 
 def _nothing_due(config: Any, inbox: Any, now: Any) -> str:
@@ -248,10 +329,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from crawler.exports import plan, pseudonymiser
     from crawler.pseudonymise import PseudonymKeyMissing
-    from storage.export import CsvWriter, JsonArrayWriter, Writer, export
+    from storage.export import CsvWriter, GeoJsonWriter, JsonArrayWriter, Writer, export
 
-    if args.format == "open311" and args.table == "posts":
-        raise CliError("--format open311 exports cases: leave out --table posts", EXIT_CONFIG)
+    if args.format in ("open311", "geojson") and args.table in ("posts", "alerts"):
+        raise CliError(
+            f"--format {args.format} exports cases: leave out --table {args.table}", EXIT_CONFIG
+        )
+    if args.table == "alerts" and (args.pseudonymise or args.complaints_only):
+        raise CliError(
+            "--table alerts holds no residents or complaint flags: leave out "
+            "--pseudonymise and --complaints-only",
+            EXIT_CONFIG,
+        )
     config = _config_if_present(args)
     try:
         pseudonymise = pseudonymiser(config) if args.pseudonymise else None
@@ -274,7 +363,9 @@ def cmd_export(args: argparse.Namespace) -> int:
                 writer = CsvWriter(out, how.columns)
             elif args.format == "open311" and not args.follow:
                 writer = JsonArrayWriter(out)
-            else:  # jsonl, and open311 while following: one request a line
+            elif args.format == "geojson" and not args.follow:
+                writer = GeoJsonWriter(out)
+            else:  # jsonl; open311 and geojson while following: one request or Feature a line
                 writer = Writer(out)
             count = export(
                 inbox,
@@ -395,6 +486,40 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"{report['period']['until']})"
         )
     return EXIT_OK
+
+
+def cmd_browse(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from crawler import browse
+    from storage import sqlite_path
+
+    path = sqlite_path(args.db)
+    if path is None:
+        raise CliError(
+            "glas browse opens SQLite inboxes (Datasette reads SQLite only); for PostgreSQL "
+            "use a client such as psql, or export with glas export",
+            EXIT_CONFIG,
+        )
+    if not browse.available():
+        raise CliError(
+            "glas browse needs Datasette: pip install 'glas[browse]' (make setup installs it)",
+            EXIT_CONFIG,
+        )
+    with _inbox(args, create=False):
+        pass  # the inbox exists and its schema is this Glas's
+    with tempfile.TemporaryDirectory(prefix="glas-browse-") as tmp:
+        meta = Path(tmp) / "metadata.json"
+        meta.write_text(json.dumps(browse.metadata(path.stem), ensure_ascii=False), "utf-8")
+        print(f"glas browse: {path} at http://{args.host}:{args.port}/ (Ctrl-C stops)", flush=True)
+        argv = browse.command(path, meta, args.host, args.port, args.open)
+        import contextlib
+
+        from datasette.cli import cli  # in this process: stopping glas stops the server
+
+        with contextlib.suppress(KeyboardInterrupt):
+            cli.main(args=argv, prog_name="datasette", standalone_mode=False)
+        return EXIT_OK
 
 
 def cmd_telegram_login(args: argparse.Namespace) -> int:
@@ -631,10 +756,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("export", cmd_export, "write posts or cases changed after a seq")
     p.add_argument(
         "--format",
-        choices=("jsonl", "csv", "open311"),
+        choices=("jsonl", "csv", "open311", "geojson"),
         default="jsonl",
-        help="jsonl (default), csv, or open311: cases as GeoReport v2 requests (a JSON array; "
-        "one request a line with --follow)",
+        help="jsonl (default), csv, open311: cases as GeoReport v2 requests (a JSON array; "
+        "one request a line with --follow), or geojson: cases with coordinates as a "
+        "FeatureCollection (one Feature a line with --follow)",
     )
     p.add_argument(
         "--since-seq",
@@ -647,7 +773,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--complaints-only", action="store_true", help="skip rows flagged as not a complaint"
     )
     p.add_argument(
-        "--table", choices=("posts", "clusters"), help="posts (default) or clusters (cases)"
+        "--table",
+        choices=("posts", "clusters", "alerts"),
+        help="posts (default), clusters (cases) or alerts",
     )
     p.add_argument("--limit", type=_positive_int, metavar="N", help="at most N rows")
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
@@ -669,6 +797,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="residents' author ids as keyed hashes (key in GLAS_PSEUDONYM_KEY); no author "
         "names, item links or personal fields of raw (official accounts stay named)",
     )
+
+    p = command("alerts", cmd_alerts, "surge alerts fired, with their webhook deliveries")
+    p.add_argument(
+        "--since", metavar="WHEN", help="fired within this long (24h, 7d) or since a date"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = command("daemon", cmd_daemon, "collect every source on its own schedule until stopped")
     p.add_argument(
@@ -713,6 +847,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="a problem raised again within N days after an official answer recurs (default 30)",
     )
+
+    p = command("browse", cmd_browse, "open the inbox in Datasette (the browse extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
+    p.add_argument("--open", action="store_true", help="open a web browser at the address")
 
     db = sub.add_parser("db", help="inbox schema maintenance", parents=[common])
     db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)

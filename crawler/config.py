@@ -2,7 +2,8 @@
 
 Each message is ``FILE:LINE: LABEL: what is wrong``. LABEL is the source's id (or
 ``sources[N]`` when it has no usable id), the section (``defaults``, ``official_accounts``,
-``dedupe``, ``routing``, ``norms``, ``privacy``, ``sources``), ``file`` for the file as a whole,
+``dedupe``, ``routing``, ``norms``, ``privacy``, ``alerts``, ``webhooks``,
+``sources``), ``file`` for the file as a whole,
 ``YAML syntax``, or ``YAML`` for a file over the limits of nesting and aliases. LINE is the
 line of the key for unknown keys, of the value for bad values, and of the source's first line
 for missing fields. Every problem is reported at once, sorted by line.
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field, ValidationError, ValidationInfo, create_model, field_validator
 
+from crawler.alerts import AlertRule, Webhook
 from crawler.config_messages import (
     EXPECTED,
     close_match,
@@ -64,6 +66,8 @@ TOP_LEVEL_KEYS = (
     "routing",
     "norms",
     "privacy",
+    "alerts",
+    "webhooks",
 )
 EXTENSION_PREFIX = "x-"  # top-level keys ignored by Glas: a place for YAML anchors
 # what a source takes from defaults
@@ -256,8 +260,12 @@ class Config:
         privacy: PrivacySettings | None = None,
         sites: dict[str, SiteSettings] | None = None,
         norms: NormSettings | None = None,
+        alerts: list[AlertRule] | None = None,
+        webhooks: list[Webhook] | None = None,
     ) -> None:
         self.path = path
+        self.alerts = alerts or []
+        self.webhooks = webhooks or []
         self.sites = sites or {}
         self._by_id: dict[str, SourceConfig] = {}
         self.defaults = defaults
@@ -324,9 +332,11 @@ def load_config(path: str | Path) -> Config:
 
 def secret_variables(config: Config) -> list[str]:
     """Names of the environment variables sources.yaml says hold secrets (every source's
-    ``token_env``, ``privacy.key_env``, any other ``…_env`` option such as ok_group's
-    ``app_key_env`` and ``secret_key_env``): their values are redacted from every message."""
+    ``token_env``, ``privacy.key_env``, every webhook's ``token_env``, any other ``…_env``
+    option such as ok_group's ``app_key_env`` and ``secret_key_env``): their values are
+    redacted from every message."""
     names = [config.privacy.key_env]
+    names += [hook.token_env for hook in config.webhooks if hook.token_env]
     for source in config.sources:
         for field_name in type(source).model_fields:
             value = getattr(source, field_name, None) if field_name.endswith("_env") else None
@@ -406,6 +416,9 @@ class _Checker:
             self.check_topics(key, data.get(key), flagging or FlaggingSettings(), path.parent)
         privacy = self.section(data, "privacy", PrivacySettings)
         sites = self.sites(data.get("sites"))
+        alerts = self.items(data, "alerts", AlertRule)
+        webhooks = self.items(data, "webhooks", Webhook)
+        self.check_alerts(data, alerts, webhooks, flagging or FlaggingSettings(), path.parent)
         if "sources" not in data:
             self.error((), "file", f"no 'sources:' list: add at least one source ({HELP})")
             return None
@@ -441,7 +454,18 @@ class _Checker:
             if source is not None and not duplicate:
                 sources.append(source)
         return Config(
-            path, defaults, sources, officials, dedupe, flagging, routing, privacy, sites, norms
+            path,
+            defaults,
+            sources,
+            officials,
+            dedupe,
+            flagging,
+            routing,
+            privacy,
+            sites,
+            norms,
+            [rule for _, rule in alerts],
+            [hook for _, hook in webhooks],
         )
 
     def sites(self, value: Any) -> dict[str, SiteSettings]:
@@ -480,6 +504,79 @@ class _Checker:
             except ValidationError as exc:
                 self.report(exc, ("sites", host), "sites", SiteSettings)
         return sites
+
+    def items(self, data: dict, key: str, model: type[Strict]) -> list[tuple[int, Any]]:
+        """A top-level list of mappings (``alerts:``, ``webhooks:``): ``(index, item)`` of
+        each valid one; every problem reported at its line, duplicate ids too."""
+        value = data.get(key)
+        if value is None or self.doc.is_broken((key,)):
+            return []
+        if not isinstance(value, list):
+            self.error((key,), key, f"expected a list ('- id: …' items), found {describe(value)}")
+            return []
+        found: list[tuple[int, Any]] = []
+        first_line: dict[str, int] = {}
+        for index, entry in enumerate(value):
+            if not isinstance(entry, dict):
+                self.error((key, index), key, f"expected a mapping, found {describe(entry)}")
+                continue
+            ident = entry.get("id")
+            label = f"{key}: {ident.strip()}" if isinstance(ident, str) and ident.strip() else key
+            try:
+                item = model.model_validate(entry)
+            except ValidationError as exc:
+                self.report(exc, (key, index), label, model)
+                continue
+            line = self.doc.value_line_of((key, index, "id"))
+            if item.id in first_line:
+                self.error(
+                    (key, index, "id"),
+                    label,
+                    f"duplicate id (first defined at line {first_line[item.id]})",
+                    at_value=True,
+                )
+                continue
+            first_line[item.id] = line
+            found.append((index, item))
+        return found
+
+    def check_alerts(
+        self,
+        data: dict,
+        alerts: list[tuple[int, AlertRule]],
+        webhooks: list[tuple[int, Webhook]],
+        flagging: FlaggingSettings,
+        base: Path,
+    ) -> None:
+        """Rules name topics of the topics lexicon; webhooks name rules that exist."""
+        codes: list[str] | None = None
+        for index, rule in alerts:
+            if rule.topic is None:
+                continue
+            if codes is None:
+                codes = list(topic_labels(flagging.lexicon_paths(base)))
+            if rule.topic not in codes:
+                self.error(
+                    ("alerts", index, "topic"),
+                    f"alerts: {rule.id}",
+                    unknown_value_message("topic", rule.topic, codes),
+                    at_value=True,
+                )
+        raw = data.get("alerts") if isinstance(data.get("alerts"), list) else []
+        rule_ids = list(
+            dict.fromkeys(
+                str(e["id"]).strip() for e in raw if isinstance(e, dict) and e.get("id") is not None
+            )
+        )  # a rule with another problem is still known by its id
+        for index, hook in webhooks:
+            for position, name in enumerate(hook.rules or []):
+                if name not in rule_ids:
+                    self.error(
+                        ("webhooks", index, "rules", position),
+                        f"webhooks: {hook.id}",
+                        unknown_value_message("rule", name, rule_ids),
+                        at_value=True,
+                    )
 
     def section(self, data: dict, key: str, model: type[Strict]) -> Any:
         value = data.get(key)
@@ -632,6 +729,8 @@ def json_schema() -> dict[str, Any]:
         routing=(RoutingSettings, Field(default_factory=RoutingSettings)),
         norms=(NormSettings, Field(default_factory=NormSettings)),
         privacy=(PrivacySettings, Field(default_factory=PrivacySettings)),
+        alerts=(list[AlertRule], Field(default_factory=list)),
+        webhooks=(list[Webhook], Field(default_factory=list)),
     )
     schema = file_model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -1,4 +1,5 @@
-"""What ``glas export`` hands downstream: rows as stored, pseudonymised, routed, or Open311.
+"""What ``glas export`` hands downstream: rows as stored, pseudonymised, routed, Open311 or
+GeoJSON.
 
 :func:`plan` turns the command's options and sources.yaml (when there is one: routing rules,
 topic labels, time zone, the pseudonym key's variable) into the table to read, a per-page
@@ -51,6 +52,10 @@ def plan(
 ) -> Plan:
     """The export of ``table`` (``fmt`` open311 always reads cases) as configured."""
     router = Router(config.routing if config is not None else None)
+    if fmt == "geojson":
+        return Plan("clusters", False, _geojson(inbox, pseudonymise, complaints_only), [])
+    if table == "alerts":
+        return Plan(table, False, lambda rows: rows, inbox.export_columns(table))
     if fmt == "open311":
         return Plan(
             "clusters",
@@ -110,3 +115,44 @@ def _open311(
         return out
 
     return requests
+
+
+def _geojson(
+    inbox: Inbox, pseudonymise: Pseudonymiser | None, complaints_only: bool
+) -> Callable[[Rows], Rows]:
+    """Cases with coordinates as GeoJSON Features (RFC 7946: a Point at [lon, lat])."""
+
+    def features(rows: Rows) -> Rows:
+        cases = [r for r in rows if r.get("size") and open311.wants(r, complaints_only)]
+        points = inbox.case_points(r["cluster_id"] for r in cases) if cases else {}
+        cases = [r for r in cases if r["cluster_id"] in points]
+        keys = [(r["canonical_platform"], r["canonical_native_id"]) for r in cases]
+        posts = inbox.posts_by_key(keys) if keys and pseudonymise is None else {}
+        out = []
+        for case in cases:
+            lat, lon = points[case["cluster_id"]]
+            post = posts.get((case["canonical_platform"], case["canonical_native_id"])) or {}
+            out.append(
+                {
+                    "type": "Feature",
+                    "id": case["cluster_id"],
+                    "geometry": {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]},
+                    "properties": {
+                        "case_id": case["cluster_id"],
+                        "seq": case["seq"],
+                        "topics": case.get("topics") or [],
+                        "size": case["size"],
+                        "residents": case.get("authors"),
+                        "platforms": case.get("platforms") or [],
+                        "municipality": case.get("municipality"),
+                        "first_seen": case.get("first_seen"),
+                        "last_seen": case.get("last_seen"),
+                        "is_complaint": case.get("is_complaint"),
+                        "answered_at": case.get("answered_at"),
+                        "url": post.get("url"),
+                    },
+                }
+            )
+        return out
+
+    return features

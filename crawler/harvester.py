@@ -137,7 +137,13 @@ class Harvester:
         config = self.config
         self.inbox.sync_sources(config.sources)
         self.stages = default_stages(
-            self.inbox, config.dedupe, config.flagging, config.path.parent, config.privacy
+            self.inbox,
+            config.dedupe,
+            config.flagging,
+            config.path.parent,
+            config.privacy,
+            config.alerts,
+            config.webhooks,
         )
         for stage in self.stages:
             warm = getattr(stage, "catch_up", None)

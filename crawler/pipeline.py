@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from crawler.alerts import AlertRule, AlertStage, Webhook
 from crawler.model import KINDS, PLATFORMS, Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.normalize import normalise
 from crawler.pseudonymise import PrivacySettings, Pseudonymiser, load_key
@@ -52,6 +53,8 @@ def default_stages(
     flagging: FlaggingSettings | None = None,
     lexicon_base: Path | None = None,
     privacy: PrivacySettings | None = None,
+    alerts: list[AlertRule] | None = None,
+    webhooks: list[Webhook] | None = None,
 ) -> list[Stage]:
     """Stages applied to every batch before it is stored, in order.
 
@@ -59,7 +62,8 @@ def default_stages(
     inbox see only pseudonyms. Then posts the inbox holds unchanged are left out
     (:mod:`crawler.unchanged`). Without an inbox there is no index of earlier posts: only exact
     keys are set. Flagging comes last; relative lexicon paths are read from ``lexicon_base``
-    (sources.yaml's folder).
+    (sources.yaml's folder). With alert rules, the last stage notes the rules a batch
+    touches and evaluates them once it is stored (:mod:`crawler.alerts`).
     """
     stages: list[Stage] = []
     if privacy is not None and privacy.pseudonymise_authors:
@@ -71,6 +75,8 @@ def default_stages(
     if inbox is not None:
         stages.append(near_duplicates(inbox, dedupe))
     stages.append(flagging_stage(flagging, lexicon_base))
+    if inbox is not None and alerts:
+        stages.append(AlertStage(inbox, alerts, webhooks or []))
     return stages
 
 

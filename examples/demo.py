@@ -30,6 +30,7 @@ from tests.max_server import MaxServer, load_chat  # noqa: E402
 from tests.ok_server import APP_KEY, APP_SECRET, TOKEN, OkServer, load_group  # noqa: E402
 from tests.replay import ReplayServer  # noqa: E402
 from tests.vk_server import VkServer, load_wall  # noqa: E402
+from tests.webhook_receiver import Receiver  # noqa: E402
 
 PLACEHOLDER = "http://replay.invalid"
 VK_PLACEHOLDER = "http://vk-api.invalid"
@@ -54,6 +55,9 @@ def recent_history(out: Path) -> Path:
     path = out / "history.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+HOOK_PLACEHOLDER = "http://hooks.invalid/glas"
 
 
 def main() -> int:
@@ -84,7 +88,13 @@ def main() -> int:
         "GLAS_TELEGRAM_GATEWAY": "tests.telegram_fakes:demo",
     }
     replay = ROOT / "examples" / "replay"
-    with ReplayServer(replay) as server, VkServer() as vk, OkServer() as ok, MaxServer() as max_api:
+    with (
+        ReplayServer(replay) as server,
+        VkServer() as vk,
+        OkServer() as ok,
+        MaxServer() as max_api,
+        Receiver() as hooks,
+    ):
         for wall in sorted((replay / "vk").glob("*.json")):
             vk.add_wall(load_wall(wall, newest=time.time() - 3600))  # dates: the last hours
         for group in sorted((replay / "ok").glob("*.json")):
@@ -97,12 +107,14 @@ def main() -> int:
             .replace(VK_PLACEHOLDER, vk.url)
             .replace(OK_PLACEHOLDER, ok.url)
             .replace(MAX_PLACEHOLDER, max_api.url)
+            .replace(HOOK_PLACEHOLDER, hooks.url)
         )
         (out / "sources.yaml").write_text(config, "utf-8")
         print(f"replay server: {server.url} serving examples/replay/")
         print(f"VK API server: {vk.url} serving examples/replay/vk/")
         print(f"OK API server: {ok.url} serving examples/replay/ok/")
         print(f"MAX Bot API server: {max_api.url} serving examples/replay/max/")
+        print(f"webhook receiver: {hooks.url} (alerts are POSTed here)")
         print(
             f"sources: demo/sources.yaml (examples/demo-sources.yaml pointed at {server.url})\n",
             flush=True,
@@ -115,6 +127,7 @@ def main() -> int:
                 ["run", "--all", "--progress"],
             ),
             ("glas stats", ["stats"]),
+            ("glas alerts (surges, and their webhook deliveries)", ["alerts"]),
             (
                 "glas export --format open311 --complaints-only --limit 2 (cases for routing)",
                 ["export", "--format", "open311", "--complaints-only", "--limit", "2"],
@@ -135,6 +148,13 @@ def main() -> int:
             if code != 0:
                 print(f"demo: `{' '.join(argv)}` exited {code}", file=sys.stderr)
                 return code
+        for request in hooks.requests:
+            body = request["body"]
+            print(
+                f"webhook receiver got {body['id']} (Idempotency-Key "
+                f"{request['headers'].get('idempotency-key')}): rule {body['rule']}, "
+                f"{body['residents']} residents, cases {body['cases']}"
+            )
     print("The inbox is demo/inbox.db: try `sqlite3 demo/inbox.db 'select * from inbox'`")
     print("or `bin/glas --db demo/inbox.db export --table clusters`.")
     print(f"The situation report: {out / 'report.html'} (open it in a browser)")

@@ -1,4 +1,5 @@
-"""Exports for downstream tools: rows after a ``seq`` as JSON Lines, CSV or Open311 JSON.
+"""Exports for downstream tools: rows after a ``seq`` as JSON Lines, CSV, Open311 JSON or
+GeoJSON.
 
 :func:`export` pages through :meth:`Inbox.export` by ``seq`` (never OFFSET), hands each page
 to a transform (pseudonymising, routing, Open311 mapping) and a writer, and flushes after
@@ -87,6 +88,23 @@ class JsonArrayWriter(Writer):
 
     def end(self) -> None:
         self.out.write("]\n" if self.first else "\n]\n")
+
+
+class GeoJsonWriter(Writer):
+    """One GeoJSON FeatureCollection (RFC 7946) of the features written."""
+
+    def begin(self) -> None:
+        self.out.write('{"type": "FeatureCollection", "features": [')
+        self.first = True
+
+    def write(self, rows: Rows) -> None:
+        for row in rows:
+            self.out.write("\n" if self.first else ",\n")
+            self.out.write(json.dumps(row, ensure_ascii=False, default=str))
+            self.first = False
+
+    def end(self) -> None:
+        self.out.write("]}\n" if self.first else "\n]}\n")
 
 
 def export(

@@ -11,7 +11,7 @@ from typing import Any
 
 from crawler.model import Post, SourceConfig
 
-EXPORT_TABLES = ("posts", "clusters")
+EXPORT_TABLES = ("posts", "clusters", "alerts")
 
 
 class InboxError(Exception):
@@ -186,11 +186,57 @@ class Inbox(abc.ABC):
         complaints_only: bool = False,
         limit: int | None = None,
     ) -> Iterator[dict[str, Any]]:
-        """Rows of ``posts`` or ``clusters`` with ``seq > since_seq``, in ``seq`` order."""
+        """Rows of ``posts``, ``clusters`` or ``alerts`` with ``seq > since_seq``, in ``seq``
+        order."""
 
     @abc.abstractmethod
     def export_columns(self, table: str = "posts") -> list[str]:
         """Column names :meth:`export` yields for ``table``, in order."""
+
+    # -- surge alerts (storage.alerts) ---------------------------------------------------------
+    @abc.abstractmethod
+    def alert_window(self, rule: Any, start: str, end: str) -> dict[str, Any]:
+        """``residents``, ``posts`` and ``cases`` of a rule's scope in ``(start, end]``."""
+
+    @abc.abstractmethod
+    def alert_usual_level(self, rule: Any, start: str, end: str) -> float:
+        """Average distinct residents per window of a rule's scope in ``(start, end]``."""
+
+    @abc.abstractmethod
+    def alert_episode(
+        self,
+        rule_id: str,
+        holds: bool,
+        now: str,
+        held_after: str,
+        alert: dict[str, Any],
+        webhooks: Sequence[str],
+    ) -> dict[str, Any] | None:
+        """Record an evaluation; insert and return the alert when it begins an episode."""
+
+    @abc.abstractmethod
+    def alerts(self, since: str | None = None) -> list[dict[str, Any]]:
+        """Alerts fired at or after ``since``, oldest first, with their deliveries."""
+
+    @abc.abstractmethod
+    def claim_deliveries(
+        self, webhooks: Sequence[str], now: str, lease_until: str, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Lease the due, undelivered deliveries to ``webhooks``; return them with alerts."""
+
+    @abc.abstractmethod
+    def delivery_done(self, alert_id: int, webhook_id: str, status: int, now: str) -> None:
+        """Mark a delivery delivered (the receiver answered 2xx)."""
+
+    @abc.abstractmethod
+    def delivery_failed(
+        self, alert_id: int, webhook_id: str, status: int | None, error: str, retry_at: str
+    ) -> None:
+        """Count a failed attempt and set the next one."""
+
+    @abc.abstractmethod
+    def case_points(self, cluster_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
+        """``(lat, lon)`` of the cases that have coordinates (for the GeoJSON export)."""
 
     @abc.abstractmethod
     def stats(self) -> dict[str, Any]:

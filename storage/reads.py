@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.core import SqlCore, by_platform
+from storage.core import KEYS_PER_QUERY, SqlCore, by_platform
 from storage.inbox import EXPORT_TABLES, InboxError
 from storage.rows import UTC_FORMAT, decode_row
 
@@ -28,7 +29,7 @@ class InboxReads(SqlCore):
         if table not in EXPORT_TABLES:
             raise InboxError(f"cannot export {table!r}: choose one of {', '.join(EXPORT_TABLES)}")
         where = "seq > ?"
-        if complaints_only:
+        if complaints_only and table != "alerts":
             where += " AND coalesce(is_complaint, 1) = 1"
             if table == "clusters":
                 where += " AND size > 0"
@@ -61,6 +62,27 @@ class InboxReads(SqlCore):
                 for name in INTERNAL_POST_COLUMNS:
                     row.pop(name, None)
                 found[(row["platform"], row["native_id"])] = decode_row(row)
+        return found
+
+    def case_points(self, cluster_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
+        """``(lat, lon)`` of each case that has coordinates: its canonical post's ``geo``,
+        else that of its earliest post with one (posts deleted on their platform left out)."""
+        ids = sorted(set(cluster_ids))
+        found: dict[int, tuple[float, float]] = {}
+        for start in range(0, len(ids), KEYS_PER_QUERY):
+            chunk = ids[start : start + KEYS_PER_QUERY]
+            rows = self._execute(
+                "SELECT cluster_id, geo FROM posts WHERE geo IS NOT NULL AND deleted_at IS NULL "
+                f"AND cluster_id IN ({', '.join('?' for _ in chunk)}) "
+                "ORDER BY cluster_id, is_canonical DESC, coalesce(published_at, first_seen_at), id",
+                chunk,
+            ).fetchall()
+            for cluster_id, geo in rows:
+                if cluster_id in found:
+                    continue
+                point = _point(json.loads(geo) if isinstance(geo, str) else geo)
+                if point is not None:
+                    found[cluster_id] = point
         return found
 
     def export_columns(self, table: str = "posts") -> list[str]:
@@ -106,6 +128,19 @@ class InboxReads(SqlCore):
             (cutoff, last),
         ).fetchall()
         return last, rows
+
+
+def _point(geo: Any) -> tuple[float, float] | None:
+    """``(lat, lon)`` of a post's ``geo`` when both are numbers in range, else None."""
+    if not isinstance(geo, dict):
+        return None
+    lat, lon = geo.get("lat"), geo.get("lon", geo.get("long"))
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon))
+    if not numbers or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    if lat == 0 and lon == 0:  # "null island": a platform's placeholder, not a place
+        return None
+    return float(lat), float(lon)
 
 
 STATS_QUERIES = {

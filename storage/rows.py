@@ -117,7 +117,7 @@ def content_hash(row: dict[str, Any]) -> str:
 def decode_row(row: dict[str, Any]) -> dict[str, Any]:
     """Decode JSON columns of a stored row for export."""
     out = dict(row)
-    for name in (*JSON_COLUMNS, "platforms", "sources"):
+    for name in (*JSON_COLUMNS, "platforms", "sources", "cases"):
         if name in out and isinstance(out[name], str):
             out[name] = json.loads(out[name])
     for name in (*BOOL_COLUMNS,):

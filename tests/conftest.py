@@ -147,11 +147,11 @@ def glas(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 class Background:
     """A `glas` command running in the background; always reaped when the test ends."""
 
-    def __init__(self, args: tuple[str, ...], cwd: Path) -> None:
+    def __init__(self, args: tuple[str, ...], cwd: Path, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, str(REPO / "bin" / "glas"), *args],
             cwd=cwd,
-            env=glas_env(cwd),
+            env=env or glas_env(cwd),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

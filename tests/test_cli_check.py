@@ -139,6 +139,8 @@ def test_schema_is_json_and_describes_the_file(glas: Callable) -> None:
         "routing",
         "norms",
         "privacy",
+        "alerts",
+        "webhooks",
     }
 
     items = schema["properties"]["sources"]["items"]
