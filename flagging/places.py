@@ -36,6 +36,8 @@ _LETTER_BEFORE = re.compile(r"[А-ЯЁа-яё]\.?[\s,]*(?:д\.|дом)?\s*$")
 _NOMINATIVE = frozenset({"nomn", "sing", "masc"})
 
 
+# The endings of an adjective in another case than the nominative ("Садовой", "Литейном").
+_OBLIQUE = re.compile(r"(?:ой|ей|ую|юю|ого|его|ому|ему|ым|им|ом|ем)$")
 _FUNCTION_WORDS = frozenset({"PREP", "CONJ", "PRCL", "NPRO", "Apro"})
 _NAME_LIKE = frozenset({"ADJF", "Surn", "Geox", "Name", "Patr", "UNKN"})
 
@@ -154,8 +156,10 @@ class PlaceFinder:
             if streets and token in self._type_words:
                 m = self._type_first.match(text, start)
                 if m and m["name"].lower() not in self.not_names:
-                    full = self.full[m["type"].lower().rstrip(". \t\r\n")]
-                    name = self._nominative(_tidy(m["name"]), full)
+                    written = m["type"].lower().rstrip(". \t\r\n")
+                    full, name = self.full[written], _tidy(m["name"])
+                    if _OBLIQUE.search(name):  # "на улице Садовой", "ул. Садовой": agree it
+                        name = self._nominative(name, full)
                     add(*m.span(), *_with_house(f"{full} {name}", m["num"]), typed=True)
                 m = self._name_before.search(text, max(0, start - 50), start)
                 house = m and token in self._type_full and self._house.match(text, end)

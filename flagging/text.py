@@ -10,10 +10,8 @@ from flagging import morph
 _MENTION = re.compile(r"\[(?:id|club|public)\d+\|[^\]]*\]")
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _WORD = re.compile(r"\w+(?:-\w+)*")
-# A capitalised word and what comes before it: a sentence's end, an opening quote or nothing
-# make it a sentence's first word; anything else, a name inside a sentence.
-_CAPITALISED = re.compile(r"(?:^|(?P<before>[^\s])\s*)(?P<word>[А-ЯЁ][а-яё]{3,})\b")
-_SENTENCE_START = frozenset('.!?…«"(:;-–—\n')
+_CAPITALISED = re.compile(r"[А-ЯЁ][а-яё]{3,}")
+_SENTENCE_START = frozenset('.!?…«"(:;-–—')  # and the text's or a line's start
 
 
 def clean(text: str) -> str:
@@ -37,10 +35,14 @@ def proper_adjectives(text: str) -> set[str]:
     if not text:
         return found
     for match in _CAPITALISED.finditer(text):
-        before = match["before"]
-        if before is None or before in _SENTENCE_START:
+        at = match.start()
+        if at and text[at - 1].isalnum():
+            continue  # inside a word ("ТЕСТсадовая"), not a name
+        while at and text[at - 1] in " \t":
+            at -= 1
+        if not at or text[at - 1] == "\n" or text[at - 1] in _SENTENCE_START:
             continue
-        word = match["word"].lower().replace("ё", "е")
+        word = match.group().lower().replace("ё", "е")
         if "ADJF" in morph.tags(word):
             found.add(word)
     return found
