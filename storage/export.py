@@ -76,8 +76,10 @@ class CsvWriter(Writer):
 class JsonArrayWriter(Writer):
     """One JSON array of every row (the body of a GeoReport v2 ``requests.json``)."""
 
+    opening, closing = "[", "]\n"
+
     def begin(self) -> None:
-        self.out.write("[")
+        self.out.write(self.opening)
         self.first = True
 
     def write(self, rows: Rows) -> None:
@@ -87,24 +89,13 @@ class JsonArrayWriter(Writer):
             self.first = False
 
     def end(self) -> None:
-        self.out.write("]\n" if self.first else "\n]\n")
+        self.out.write(self.closing if self.first else "\n" + self.closing)
 
 
-class GeoJsonWriter(Writer):
+class GeoJsonWriter(JsonArrayWriter):
     """One GeoJSON FeatureCollection (RFC 7946) of the features written."""
 
-    def begin(self) -> None:
-        self.out.write('{"type": "FeatureCollection", "features": [')
-        self.first = True
-
-    def write(self, rows: Rows) -> None:
-        for row in rows:
-            self.out.write("\n" if self.first else ",\n")
-            self.out.write(json.dumps(row, ensure_ascii=False, default=str))
-            self.first = False
-
-    def end(self) -> None:
-        self.out.write("]}\n" if self.first else "\n]}\n")
+    opening, closing = '{"type": "FeatureCollection", "features": [', "]}\n"
 
 
 def export(
