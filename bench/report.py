@@ -29,6 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from storage.cases import SUMMARY_COLUMNS  # noqa: E402
+
 UNTIL = datetime(2026, 11, 27, tzinfo=UTC)
 DAYS = 14
 TOPICS = [
@@ -87,24 +89,7 @@ POST_COLUMNS = [
     "updated_at",
     "seq",
 ]
-CASE_COLUMNS = [
-    "cluster_id",
-    "canonical_platform",
-    "canonical_native_id",
-    "size",
-    "authors",
-    "platforms",
-    "sources",
-    "first_seen",
-    "last_seen",
-    "topics",
-    "municipality",
-    "complaint_score",
-    "is_complaint",
-    "answered_at",
-    "updated_at",
-    "seq",
-]
+CASE_COLUMNS = ["cluster_id", *SUMMARY_COLUMNS, "updated_at", "seq"]
 
 
 def _t(value: datetime) -> str:
