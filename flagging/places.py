@@ -52,6 +52,9 @@ class Located(NamedTuple):
     typed: bool = False  # named with a street type ("улица", "пр."): surely a street's name
 
 
+Candidate = tuple[int, int, str, str, bool]  # start, end, kind, name, named with a type
+
+
 def _alternation(words: list[str]) -> str:
     # Longest first, ties by spelling: the pattern (and so every match) is the same each run.
     return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
@@ -132,11 +135,6 @@ class PlaceFinder:
         """Places in ``text`` with where each stands, in order of appearance; ``town`` is the
         municipality whose known streets (the gazetteer) count too."""
         vocabulary = set(words) or set(_WORDS.findall(text.lower().replace("ё", "е")))
-        candidates: list[tuple[int, int, str, str, bool]] = []
-
-        def add(start: int, end: int, kind: str, name: str, typed: bool = False) -> None:
-            candidates.append((start, end, kind, name, typed))
-
         streets = not vocabulary.isdisjoint(self._type_words)
         districts = not vocabulary.isdisjoint(self._district_words)
         settlements = not vocabulary.isdisjoint(self._marker_words)
@@ -152,61 +150,61 @@ class PlaceFinder:
         ]
         if numbers:
             anchors += [(m.start(), m.end(), m.group()) for m in _NUMBER.finditer(text)]
+        candidates: list[Candidate] = []
         for start, end, token in anchors:
             if streets and token in self._type_words:
-                m = self._type_first.match(text, start)
-                if m and m["name"].lower() not in self.not_names:
-                    written = m["type"].lower().rstrip(". \t\r\n")
-                    full, name = self.full[written], _tidy(m["name"])
-                    if _OBLIQUE.search(name):  # "на улице Садовой", "ул. Садовой": agree it
-                        name = self._nominative(name, full)
-                    add(*m.span(), *_with_house(f"{full} {name}", m["num"]), typed=True)
-                m = self._name_before.search(text, max(0, start - 50), start)
-                house = m and token in self._type_full and self._house.match(text, end)
-                if house and not _function_word(m["name"]):
-                    full = self.full[token]
-                    first, name = _without_preposition(m.start(), _tidy(m["name"]))
-                    name = self._nominative(name, full)
-                    add(first, house.end(), *_with_house(f"{name} {full}", house["num"]), True)
+                candidates += self._streets_at(text, start, end, token)
             if districts and token in self._district_words:
                 m = self._district.search(text, max(0, start - 40), end + 10)
                 if m:
                     nominative = morph.inflect(m["name"].lower(), _NOMINATIVE).capitalize()
-                    add(*m.span(), "district", f"{nominative} район")
+                    candidates.append((*m.span(), "district", f"{nominative} район", False))
             if settlements and token in self._marker_words:
                 m = self._settlement.match(text, start)
                 if m and m["name"].lower() not in self.not_names:
-                    add(*m.span(), "settlement", _settlement_name(_tidy(m["name"])))
-            if (
-                numbers
-                and token[0].isdigit()
-                and _LETTER_BEFORE.search(text, max(0, start - 6), start)
-            ):
-                named = self._bare_name.search(text, max(0, start - 40), start)
-                number = named and self._bare_number.match(text, start)
-                if (
-                    number
-                    and self._is_street_name(named["name"])
-                    and not _UNITS.match(text, number.end())
-                ):
-                    span = (named.start(), number.end())
-                    add(*span, "address", f"{named['name']}, {_tidy(number.group())}")
+                    name = _settlement_name(_tidy(m["name"]))
+                    candidates.append((*m.span(), "settlement", name, False))
+            if numbers and token[0].isdigit():
+                candidates += self._bare_address_at(text, start)
         for start, at, street in self.gazetteer.mentions(text, town) if numbers else ():
             number = self._bare_number.match(text, at)
             if number and not _UNITS.match(text, number.end()):
-                add(start, number.end(), "address", f"{street}, {_tidy(number.group())}", True)
-        # Overlapping readings: the longest wins (an address with its house number beats the
-        # bare street), ties by position and name, so the result never depends on set order.
-        found: list[Located] = []
-        taken: list[tuple[int, int]] = []
-        for start, end, kind, name, typed in sorted(
-            candidates, key=lambda c: (c[0] - c[1], c[0], c)
-        ):
-            if not any(s < end and start < e for s, e in taken):
-                taken.append((start, end))
-                found.append(Located(start, end, kind, name, typed))
-        found.sort()
+                name = f"{street}, {_tidy(number.group())}"
+                candidates.append((start, number.end(), "address", name, True))
+        return _longest_readings(candidates)
+
+    def _streets_at(self, text: str, start: int, end: int, token: str) -> list[Candidate]:
+        """Streets around a street-type word: the type first ("ул. Ленина, 5", "на улице
+        Садовой") and the name first ("Мебельная улица, 47")."""
+        found: list[Candidate] = []
+        m = self._type_first.match(text, start)
+        if m and m["name"].lower() not in self.not_names:
+            written = m["type"].lower().rstrip(". \t\r\n")
+            full, name = self.full[written], _tidy(m["name"])
+            if _OBLIQUE.search(name):  # "на улице Садовой", "ул. Садовой": agree it
+                name = self._nominative(name, full)
+            found.append((*m.span(), *_with_house(f"{full} {name}", m["num"]), True))
+        m = self._name_before.search(text, max(0, start - 50), start)
+        house = m and token in self._type_full and self._house.match(text, end)
+        if house and not _function_word(m["name"]):
+            full = self.full[token]
+            first, name = _without_preposition(m.start(), _tidy(m["name"]))
+            name = self._nominative(name, full)
+            found.append((first, house.end(), *_with_house(f"{name} {full}", house["num"]), True))
         return found
+
+    def _bare_address_at(self, text: str, start: int) -> list[Candidate]:
+        """A street-like name right before the number at ``start``: "Литейный 64"."""
+        if not _LETTER_BEFORE.search(text, max(0, start - 6), start):
+            return []
+        named = self._bare_name.search(text, max(0, start - 40), start)
+        number = named and self._bare_number.match(text, start)
+        if not number or not self._is_street_name(named["name"]):
+            return []
+        if _UNITS.match(text, number.end()):
+            return []
+        name = f"{named['name']}, {_tidy(number.group())}"
+        return [(named.start(), number.end(), "address", name, False)]
 
     def _nominative(self, name: str, street_type: str) -> str:
         """Adjectives of a street's name agreeing with its type: "Садовой" → "Садовая"."""
@@ -275,6 +273,19 @@ def _without_preposition(start: int, name: str) -> tuple[int, str]:
 def _function_word(name: str) -> bool:
     """Whether a one-word name is a preposition or the like ("На улице Ленина")."""
     return " " not in name.strip() and bool(morph.tags(name.strip().lower()) & _FUNCTION_WORDS)
+
+
+def _longest_readings(candidates: list[Candidate]) -> list[Located]:
+    """Overlapping readings: the longest wins (an address with its house number beats the
+    bare street), ties by position and name, so the result never depends on set order."""
+    found: list[Located] = []
+    taken: list[tuple[int, int]] = []
+    for start, end, kind, name, typed in sorted(candidates, key=lambda c: (c[0] - c[1], c[0], c)):
+        if not any(s < end and start < e for s, e in taken):
+            taken.append((start, end))
+            found.append(Located(start, end, kind, name, typed))
+    found.sort()
+    return found
 
 
 def as_dicts(located: Iterable[Located]) -> list[dict[str, str]]:
