@@ -36,6 +36,12 @@ _LETTER_BEFORE = re.compile(r"[А-ЯЁа-яё]\.?[\s,]*(?:д\.|дом)?\s*$")
 _NOMINATIVE = frozenset({"nomn", "sing", "masc"})
 
 
+# "у дома 12 по ...", "дом № 5 по ...": a house named before its street.
+_HOUSE_BY = re.compile(
+    rf"(?<![а-яё])(?i:дом(?:а|у|ом|е)?)\s*(?:№\s*)?"
+    rf"(?P<num>\d{{1,4}}{_LETTER}?(?:\s*(?:к|корп|корпус)\.?\s*\d{{1,3}})?)\s+по\s+"
+)
+_BARE_NAME = re.compile(_NAME)
 # The endings of an adjective in another case than the nominative ("Садовой", "Литейном").
 _OBLIQUE = re.compile(r"(?:ой|ей|ую|юю|ого|его|ому|ему|ым|им|ом|ем)$")
 _FUNCTION_WORDS = frozenset({"PREP", "CONJ", "PRCL", "NPRO", "Apro"})
@@ -166,6 +172,8 @@ class PlaceFinder:
                     candidates.append((*m.span(), "settlement", name, False))
             if numbers and token[0].isdigit():
                 candidates += self._bare_address_at(text, start)
+        if numbers and " по " in lowered:
+            candidates += self._house_on_street(text, candidates)
         for start, at, street in self.gazetteer.mentions(text, town) if numbers else ():
             number = self._bare_number.match(text, at)
             if number and not _UNITS.match(text, number.end()):
@@ -192,6 +200,25 @@ class PlaceFinder:
             name = self._nominative(name, full)
             found.append((first, house.end(), *_with_house(f"{name} {full}", house["num"]), True))
         return found
+
+    def _house_on_street(self, text: str, found: list[Candidate]) -> list[Candidate]:
+        """ "у дома 12 по улице Гагарина", "дом 5 по Садовой": the house before its street (a
+        street found already, or a bare name, put into the nominative)."""
+        streets = {start: (end, name) for start, end, kind, name, _ in found if kind == "street"}
+        out: list[Candidate] = []
+        for m in _HOUSE_BY.finditer(text):
+            number = _tidy(m["num"])
+            if m.end() in streets:
+                end, street = streets[m.end()]
+                out.append((m.start(), end, "address", f"{street}, {number}", True))
+                continue
+            named = _BARE_NAME.match(text, m.end())
+            if named and self._is_street_name(named.group()):
+                name = named.group()
+                if "ADJF" in morph.tags(name.lower()):
+                    name = morph.inflect(name.lower(), frozenset({"nomn"}), "ADJF").capitalize()
+                out.append((m.start(), named.end(), "address", f"{name}, {number}", True))
+        return out
 
     def _bare_address_at(self, text: str, start: int) -> list[Candidate]:
         """A street-like name right before the number at ``start``: "Литейный 64"."""
