@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
+from collections.abc import Callable, Iterable
 
 from crawler.model import SourceError
 from crawler.validators import http_address
+
+
+def accounts(
+    entries: Iterable[int | str],
+    link: re.Pattern[str],
+    numbered: Callable[[str], int | None] = lambda text: None,
+) -> tuple[frozenset[int], frozenset[str]]:
+    """The ids and the lower-case names of ``official_accounts:`` entries of one platform:
+    numbers as they are, texts without the platform's ``link`` address and a leading ``@``,
+    read as a number, as ``numbered`` says (VK's ``club1``), or else as a name."""
+    ids: set[int] = set()
+    names: set[str] = set()
+    for entry in entries:
+        if isinstance(entry, int):
+            ids.add(entry)
+            continue
+        text = link.sub("", str(entry).strip().lower().removeprefix("@")).strip("/")
+        text = text.removeprefix("@")
+        number = int(text) if re.fullmatch(r"-?\d+", text) else numbered(text)
+        if number is not None:
+            ids.add(number)
+        elif text:
+            names.add(text)
+    return frozenset(ids), frozenset(names)
 
 
 def base_address(env: str, configured: str | None, default: str) -> str:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawler.model import Post
+from spiders.api import accounts
 
 _LINK_FORM = re.compile(r"^(?:https?://)?(?:www\.)?max\.ru/", re.IGNORECASE)
 
@@ -58,18 +59,7 @@ class Officials:
 
     @classmethod
     def parse(cls, entries: Iterable[int | str]) -> Officials:
-        ids: set[int] = set()
-        names: set[str] = set()
-        for entry in entries:
-            if isinstance(entry, int):
-                ids.add(entry)
-                continue
-            text = _LINK_FORM.sub("", str(entry).strip()).strip("/").removeprefix("@").lower()
-            if re.fullmatch(r"-?\d+", text):
-                ids.add(int(text))
-            elif text:
-                names.add(text)
-        return cls(frozenset(ids), frozenset(names))
+        return cls(*accounts(entries, _LINK_FORM))
 
     def __contains__(self, user: dict[str, Any]) -> bool:
         username = str(user.get("username") or "").lower()

@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawler.model import Post
+from spiders.api import accounts
 
 _MENTION = re.compile(r"\[((?:id|club|public|event)\d+|[A-Za-z0-9_.]+)\|([^\]\[]+)\]")
 _PREFIXED_ID = re.compile(r"^(id|club|public|event)(\d+)$")
+_LINK_FORM = re.compile(r"^(https?://)?(m\.)?vk\.(com|ru)/")
 _PHOTO_KEYS = ("photo_2560", "photo_1280", "photo_807", "photo_604", "photo_130", "photo_75")
 
 
@@ -55,26 +57,20 @@ class Officials:
 
     @classmethod
     def parse(cls, entries: Iterable[int | str]) -> Officials:
-        ids: set[int] = set()
-        names: set[str] = set()
-        for entry in entries:
-            if isinstance(entry, int):
-                ids.add(entry)
-                continue
-            text = str(entry).strip().lower().removeprefix("@")
-            text = re.sub(r"^(https?://)?(m\.)?vk\.(com|ru)/", "", text).strip("/")
-            if re.fullmatch(r"-?\d+", text):
-                ids.add(int(text))
-            elif match := _PREFIXED_ID.match(text):
-                number = int(match.group(2))
-                ids.add(number if match.group(1) == "id" else -number)
-            elif text:
-                names.add(text)
-        return cls(frozenset(ids), frozenset(names))
+        return cls(*accounts(entries, _LINK_FORM, _prefixed_id))
 
     def __contains__(self, author: tuple[int, Names]) -> bool:
         author_id, names = author
         return author_id in self.ids or names.screen_names.get(author_id) in self.screen_names
+
+
+def _prefixed_id(text: str) -> int | None:
+    """``id1`` is user 1, ``club1`` (``public1``, ``event1``) community -1."""
+    match = _PREFIXED_ID.match(text)
+    if match is None:
+        return None
+    number = int(match.group(2))
+    return number if match.group(1) == "id" else -number
 
 
 def post_id(owner_id: int, item_id: int) -> str:
