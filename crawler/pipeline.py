@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from crawler import gctuning
 from crawler.alerts import AlertRule, AlertStage, Webhook
 from crawler.model import KINDS, PLATFORMS, Checkpoint, Post, SourceConfig, SourceInfo
 from crawler.normalize import normalise
@@ -63,8 +64,10 @@ def default_stages(
     (:mod:`crawler.unchanged`). Without an inbox there is no index of earlier posts: only exact
     keys are set. Flagging comes last; relative lexicon paths are read from ``lexicon_base``
     (sources.yaml's folder). With alert rules, the last stage notes the rules a batch
-    touches and evaluates them once it is stored (:mod:`crawler.alerts`).
+    touches and evaluates them once it is stored (:mod:`crawler.alerts`). The process's
+    garbage collector is tuned for the pipeline (:mod:`crawler.gctuning`).
     """
+    gctuning.tune()
     stages: list[Stage] = []
     if privacy is not None and privacy.pseudonymise_authors:
         stages.append(pseudonymise_stage(privacy))
