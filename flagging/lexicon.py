@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import compress
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -158,6 +159,8 @@ class Matcher:
         self._prefixes: dict[str, list[_Term]] = {}
         self._lengths: list[int] = []
         self._anchored: dict[str, tuple[_Term, ...]] = {}  # token → terms it may anchor
+        self._words_of: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._used: dict[tuple[str, str], bool] = {}
 
     def add(self, term: str, key: str, weight: float) -> None:
         """Register ``term`` as evidence for ``key`` with ``weight``."""
@@ -174,6 +177,36 @@ class Matcher:
                     self._index.setdefault(form, []).append(compiled)
         compiled.target(key, weight)
         self._anchored.clear()
+        self._words_of.clear()
+        self._used.clear()
+
+    def can_match(self, token: str, prefix: str) -> bool:
+        """Whether ``token`` can be a word of a term with a key starting with ``prefix``:
+        when not, blanking it changes none of those terms' hits."""
+        known = self._used.get((token, prefix))
+        if known is None:
+            if len(self._used) >= ANCHORED_CACHE:
+                self._used.clear()
+            forms, prefixes = self._words_for(prefix)
+            known = token in forms or token in NEGATIONS or token.startswith(prefixes)
+            self._used[token, prefix] = known
+        return known
+
+    def _words_for(self, prefix: str) -> tuple[frozenset[str], tuple[str, ...]]:
+        """Every form and every prefix in the terms with a key starting with ``prefix``."""
+        found = self._words_of.get(prefix)
+        if found is None:
+            forms: set[str] = set()
+            prefixes: set[str] = set()
+            for term in self._terms.values():
+                if any(key.startswith(prefix) for key, _ in term.targets):
+                    for word in term.words:
+                        if isinstance(word, str):
+                            prefixes.add(word)
+                        else:
+                            forms |= word
+            found = self._words_of[prefix] = (frozenset(forms), tuple(sorted(prefixes)))
+        return found
 
     @staticmethod
     def _compile(term: str) -> _Term:
@@ -197,13 +230,17 @@ class Matcher:
     def find(self, tokens: list[str]) -> list[Hit]:
         """Every hit in ``tokens`` (folded words), in order of the anchor's position."""
         anchored = self._anchored
+        missing = set(tokens).difference(anchored)
+        if missing:
+            if len(anchored) + len(missing) > ANCHORED_CACHE:
+                anchored.clear()
+                missing = set(tokens)
+            for token in missing:
+                anchored[token] = self._terms_anchored_on(token)
+        found = list(map(anchored.__getitem__, tokens))
         hits: list[Hit] = []
-        for i, token in enumerate(tokens):
-            terms = anchored.get(token)
-            if terms is None:
-                if len(anchored) >= ANCHORED_CACHE:
-                    anchored.clear()
-                terms = anchored[token] = self._terms_anchored_on(token)
+        # Only the tokens that anchor some term are visited (most anchor none).
+        for i, terms in compress(enumerate(found), found):
             for term in terms:
                 if len(term.words) == 1:
                     start = i

@@ -30,6 +30,7 @@ _WE = frozenset(
 EXTRA_SIGNALS = frozenset(
     {"short", "question", "length", "place_share", "digits", "reply_official", "reply_person", "we"}
 )
+_ENDS_TE = re.compile(r"^.{3,}те$", re.MULTILINE)
 _POLITE = re.compile(r"(?<=[^.!?\n]\s)(?:Вы|Вас|Вам|Вами|Ваш[а-я]*)\b")
 
 
@@ -337,16 +338,21 @@ class Flagger:
         """``tokens`` with names blanked: those of streets named with a type ("на Школьной
         улице": the type word and house numbers stay) and capitalised adjectives inside a
         sentence ("яма на Школьной", "у Больничной остановки"): neither is evidence of the
-        topic the word means (schools, clinics); ``tokens`` itself when there is none."""
+        topic the word means (schools, clinics); ``tokens`` itself when there is none. Only
+        names some topic term could match are blanked: the others change no topic hit."""
+
+        def wanted(word: str) -> bool:
+            return self.matcher.can_match(word, "topic.")
+
         names = {
             word
             for place in located
             if place.typed
             for word in text.words(cleaned[place.start : place.end])
-            if not word.isdigit()
+            if not word.isdigit() and wanted(word)
         }
         names -= self.places.type_words
-        names |= text.proper_adjectives(cleaned)
+        names |= text.proper_adjectives(cleaned, wanted)
         if not names:
             return tokens
         return ["" if token in names else token for token in tokens]
@@ -436,8 +442,7 @@ class Flagger:
                         break
         imperative = any(
             "impr" in morph.tags(t) and morph.lemma(t) not in self.imperative_ignore
-            for t in tokens
-            if len(t) > 4 and t.endswith("те")
+            for t in _ENDS_TE.findall("\n".join(tokens))  # words of 5+ letters ending in -те
         )
         return negated * self.negated_verb_weight + imperative * self.imperative_weight
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from flagging import morph
 
@@ -28,9 +29,10 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower().replace("ё", "е"))
 
 
-def proper_adjectives(text: str) -> set[str]:
+def proper_adjectives(text: str, wanted: Callable[[str], bool] = bool) -> set[str]:
     """Folded adjectives written with a capital inside a sentence: names ("на Школьной",
-    "Больничная остановка" after a comma), not what the word means."""
+    "Больничная остановка" after a comma), not what the word means; only words ``wanted``
+    (folded) are looked up."""
     found: set[str] = set()
     if not text:
         return found
@@ -43,6 +45,6 @@ def proper_adjectives(text: str) -> set[str]:
         if not at or text[at - 1] == "\n" or text[at - 1] in _SENTENCE_START:
             continue
         word = match.group().lower().replace("ё", "е")
-        if "ADJF" in morph.tags(word):
+        if word not in found and wanted(word) and "ADJF" in morph.tags(word):
             found.add(word)
     return found
