@@ -19,7 +19,8 @@ _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 def normalise_for_key(text: str) -> str:
     """Lower case, ё→е, links and punctuation removed, single spaces."""
     text = unicodedata.normalize("NFKC", text).lower().replace("ё", "е")
-    text = _URL.sub(" ", text)
+    if "http" in text or "www." in text:  # (lower case by now) a link's start
+        text = _URL.sub(" ", text)
     return _NON_WORD.sub(" ", text).strip()
 
 
