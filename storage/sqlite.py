@@ -15,6 +15,11 @@ from storage.sql import SqlInbox
 
 BUSY_TIMEOUT_MS = 30_000
 CACHE_KIB = 65_536  # page cache per connection: the indexes of a large inbox's hot pages
+# Pages written to the WAL before it is copied into the database (SQLite's default: 1,000).
+# The write path touches the same index pages batch after batch; copying them back ten times
+# less often took a third off the commits' cost on the 59,889 appeals (0.85 s → 0.55 s).
+WAL_CHECKPOINT_PAGES = 10_000
+WAL_KEPT_BYTES = 64 * 1024 * 1024  # a longer WAL is cut back to this after a checkpoint
 
 
 class SqliteInbox(SqlInbox):
@@ -50,6 +55,8 @@ class SqliteInbox(SqlInbox):
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
         except sqlite3.DatabaseError as exc:
             directory = self.path.absolute().parent
             if self.path.is_file() and not os.access(directory, os.W_OK):
