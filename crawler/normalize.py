@@ -70,7 +70,9 @@ def clean_whitespace(text: str) -> str:
     text = _SPACES.sub(" ", text.replace("\r\n", "\n").replace("\r", "\n"))
     if "\n" in text:
         text = _LINE_EDGES.sub("\n", text)
-    return _MANY_NEWLINES.sub("\n\n", text).strip()
+        if "\n\n\n" in text:
+            text = _MANY_NEWLINES.sub("\n\n", text)
+    return text.strip()
 
 
 def plain_text(text: str | None) -> str:
