@@ -42,7 +42,7 @@ _HTML_SPACE = re.compile(r"[ \t\r\n\f]+")  # HTML's whitespace (not NBSP: that o
 
 
 def looks_like_html(text: str) -> bool:
-    return bool(_TAG.search(text))
+    return ("<" in text or "&" in text) and _TAG.search(text) is not None
 
 
 def html_to_text(html: str) -> str:
