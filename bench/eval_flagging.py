@@ -481,11 +481,12 @@ def by_district(
             "    * model in-sample here. Trained without the group (make train, topics.json),"
             " top-1 accuracy:"
         )
-        print(f"      {'held-out districts':<50} {'appeals':>7} rules  model fallback blend")
+        print(f"      {'held-out districts':<50} {'appeals':>7} rules  model fallback blend  posts")
         for name, f in held.items():
             print(
                 f"      {name[:50]:<50} {f['appeals']:>7} {f.get('rules', 0):.3f}  "
-                f"{f['accuracy']:.3f}  {f.get('fallback', 0):.3f}    {f.get('blend', 0):.3f}"
+                f"{f['accuracy']:.3f}  {f.get('fallback', 0):.3f}    {f.get('blend', 0):.3f}  "
+                f"{f.get('posts', 0):.3f}"
             )
 
 

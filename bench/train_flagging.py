@@ -152,14 +152,15 @@ def grouped_validation(
 
     Against the same reason-mapped codes: the rules (no training), the model, the flagger with
     that group's model as ``topic_model: fallback`` (the default: the model only where the
-    rules find no topic in a complaint) and as ``blend`` (also the mean of rule shares and model
-    probabilities where the rules find a topic the model knows).
+    rules find no topic in a complaint), as ``blend`` (also the mean of rule shares and model
+    probabilities where the rules find a topic the model knows) and as ``posts`` (the model for
+    every complaint or text with a lexicon topic it is at least ``model_min`` sure of).
     """
     from flagging.rules import Flagger
 
     rules = Flagger(model=None)
     flags = [rules.flag(r["text"]) for r in rows]
-    names = ("rules", "model", "fallback", "blend")
+    names = ("rules", "model", "fallback", "blend", "posts")
     out: dict[str, object] = {}
     right_all = dict.fromkeys(names, 0)
     for group in DISTRICT_GROUPS:
@@ -176,7 +177,10 @@ def grouped_validation(
             fallback = ruled
             if ruled == "other" and flags[i].is_complaint and probs[best] >= rules.model_min:
                 fallback = best
-            guesses = (ruled, best, fallback, blended.flag(rows[i]["text"]).topics[0])
+            named = flags[i].is_complaint or ruled != "other"
+            sure = named and probs[best] >= rules.model_min
+            confident = best if sure else fallback
+            guesses = (ruled, best, fallback, blended.flag(rows[i]["text"]).topics[0], confident)
             for name, guess in zip(names, guesses, strict=True):
                 right[name] += guess == labels[i]
         figures = {n: round(right[n] / len(test), 4) for n in names}

@@ -41,8 +41,8 @@ def flagger(
 ) -> Flagger:
     """The process-wide :class:`Flagger` for these override files and settings.
 
-    ``topic_model``: "fallback", "blend" or "off"; ``comments``: whether the comment model judges
-    residents' comments (see :class:`FlaggingSettings`).
+    ``topic_model``: "posts", "fallback", "blend" or "off"; ``comments``: whether the comment
+    model judges residents' comments (see :class:`FlaggingSettings`).
     """
     key = (tuple(str(p) for p in overrides), threshold, max_topics, topic_model, comments)
     if key not in _FLAGGERS:
@@ -53,6 +53,7 @@ def flagger(
             threshold=threshold,
             model=model,
             blend=topic_model == "blend",
+            posts_first=topic_model == "posts",
             comment_model=judge,
         )
         if max_topics is not None:

@@ -66,9 +66,12 @@ class Flagger:
     ``model`` is the statistical topic model (:mod:`flagging.learned`). When the lexicons find
     a topic the model knows and ``blend`` is on, the scores are the mean of their shares and the
     model's probabilities; when they find none in a complaint, the model names one if it gives
-    it at least ``model_min``. ``comment_model`` (:mod:`flagging.comment_model`) judges
-    residents' comments: whether one is a complaint where the rules' score is inside its band
-    and the text shows no answer style, and the topic of those that are complaints.
+    it at least ``model_min``. With ``posts_first``, the model names the topic of every post (not
+    a comment) that is a complaint or has a lexicon topic where it gives its best code at least
+    ``model_min``: it learnt from a portal's appeals, which are such posts. ``comment_model``
+    (:mod:`flagging.comment_model`) judges residents' comments: whether one is a complaint where
+    the rules' score is inside its band and the text shows no answer style, and the topic of
+    those that are complaints.
     """
 
     def __init__(
@@ -79,11 +82,13 @@ class Flagger:
         model: TopicModel | None = None,
         model_min: float = 0.5,
         blend: bool = False,
+        posts_first: bool = False,
         comment_model: CommentModel | None = None,
     ) -> None:
         self.model = model
         self.comment_model = comment_model
         self.blend = blend
+        self.posts_first = posts_first
         self.model_min = model_min
         overrides = [str(p) for p in overrides]
         try:
@@ -202,7 +207,7 @@ class Flagger:
         if self.comment_model is not None:
             done = self._ask_comment_model(out, words, named, officials, replies)
         if self.model is not None:
-            self._ask_topic_model(out, words, done)
+            self._ask_topic_model(out, words, done, replies)
         return out
 
     def _ask_comment_model(
@@ -270,7 +275,9 @@ class Flagger:
         flags.topic_scores = {c: round(probs[c], 3) for c in ranked if probs[c] >= 0.0005}
         flags.topic_source = "comments"
 
-    def _ask_topic_model(self, out: list[Flags], words: list[list[str]], done: set[int]) -> None:
+    def _ask_topic_model(
+        self, out: list[Flags], words: list[list[str]], done: set[int], replies: Sequence[bool]
+    ) -> None:
         """Let the topic model name or blend the topics of texts not in ``done`` (one pass for
         the whole batch)."""
         model = self.model
@@ -279,7 +286,13 @@ class Flagger:
         for n, (flags, tokens) in enumerate(zip(out, words, strict=True)):
             if n in done:
                 continue
-            if self.blend and flags.topics[0] in model.codes:  # not codes it never saw
+            if (
+                self.posts_first
+                and not replies[n]
+                and (flags.is_complaint or flags.topics != ["other"])
+            ):
+                asks.append((n, model.rows_of_words(tokens), "model", {}))
+            elif self.blend and flags.topics[0] in model.codes:  # not codes it never saw
                 asks.append((n, model.rows_of_words(tokens), "blend", flags.topic_scores))
             elif flags.topics == ["other"] and flags.is_complaint:  # it learnt complaints
                 asks.append((n, model.rows_of_words(tokens), "model", {}))

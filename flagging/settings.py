@@ -24,13 +24,16 @@ class FlaggingSettings(Strict):
         description="YAML files extending or replacing the shipped lexicons, applied in order "
         "(relative paths are read from the directory of sources.yaml).",
     )
-    topic_model: Literal["fallback", "blend", "off"] = Field(
+    topic_model: Literal["fallback", "posts", "blend", "off"] = Field(
         "fallback",
-        description="The statistical topic model shipped with Glas (trained on real appeals): "
-        "'fallback' lets it name the topic of a complaint where the lexicons find none (if at "
-        "least 50% sure); 'blend' also averages its probabilities with the lexicons' shares "
-        "where they find a topic it knows (better on portal appeals, about 25% slower, and it "
-        "can outvote lexicon terms); 'off': lexicons only.",
+        description="The statistical topic model shipped with Glas (trained on a city portal's "
+        "appeals): 'fallback' lets it name the topic of a complaint where the lexicons find "
+        "none (if at least 50% sure); 'posts' also of every post (not a comment) that is a "
+        "complaint or has a lexicon topic, where it is at least 50% sure: for appeals from a "
+        "portal like the one it learnt from (better there on districts it never saw, see "
+        "docs/flagging.md), not for social media (on VK complaints the model alone is right "
+        "less often than the lexicons: 0.64 against 0.70); 'blend' averages its probabilities "
+        "with the lexicons' shares where they find a topic it knows; 'off': lexicons only.",
     )
     comment_model: bool = Field(
         True,

@@ -197,3 +197,19 @@ def test_signal_weights_from_an_override_change_the_score(tmp_path: Path) -> Non
     path = tmp_path / "local.yaml"
     path.write_text("complaint:\n  signal_weights: {we: 0, question: 0}\n", encoding="utf-8")
     assert Flagger([path]).flag(text).complaint_score < Flagger().flag(text).complaint_score
+
+
+def test_topic_model_posts_names_the_topic_of_posts_where_it_is_sure() -> None:
+    """``topic_model: posts``: the model's topic for complaint posts where it is 50 % sure
+    (the portal files litter in a yard under landscaping, as its appeals taught the model);
+    comments and unsure texts keep the lexicons' topics."""
+    text = "не убраны мешки с мусором"
+    assert flagger().flag(text).topics == ["waste"]
+    posts = flagger(topic_model="posts")
+    post = posts.flag(text)
+    assert post.topics[0] == "landscaping" and post.topic_source == "model"
+    assert post.topic_scores["landscaping"] >= 0.5
+    assert posts.flag(text, reply=True).topics == ["waste"]
+    greeting = posts.flag("Добрый вечер всем!")
+    assert greeting.topics == ["other"] and greeting.topic_source == "rules"
+    assert FlaggingSettings(topic_model="posts").topic_model == "posts"
