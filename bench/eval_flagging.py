@@ -490,6 +490,52 @@ def by_district(
             )
 
 
+def eval_outlets(rules: Flagger) -> None:
+    """News and announcements: outlets' own posts flagged as complaints, as sources of their
+    type collect them (feeds and Telegram channels editorial by default, VK walls residents')."""
+    from spiders.rss import parse_feed
+    from spiders.telegram_web_page import parse_page
+
+    fixtures = DATA / "fixtures"
+    mos = parse_feed((fixtures / "rss_mos_ru_news_2022-07-27.xml").read_bytes(), "https://mos.ru")
+    channel = parse_page(
+        (fixtures / "tme_s_xCareers.html").read_text(encoding="utf-8"),
+        "https://t.me/s/xCareers",
+        "xCareers",
+    )
+    wall = json.loads((fixtures / "vk_wall_get_-61006621.json").read_text(encoding="utf-8"))
+    demo = [
+        post
+        for name in ("mos/rss.xml", "district/rss.xml", "municipal/atom.xml")
+        for post in parse_feed((ROOT / "examples" / "replay" / name).read_bytes(), "x").posts
+    ]
+    sets = [
+        ("real: mos.ru news (RSS, editorial)", [f"{p.title}\n{p.text}" for p in mos.posts], True),
+        ("real: a Telegram channel (t.me/s, editorial)", [p.text for p in channel.posts], True),
+        ("real: a VK community's wall (residents)", [i["text"] for i in wall["response"]["items"]],
+         False),
+        ("written for the demo: municipal feeds (editorial; seen when setting the shift)",
+         [f"{p.title}\n{p.text}" for p in demo], True),
+    ]  # fmt: skip
+    print("Outlets' own posts (news, announcements, adverts) flagged as complaints:")
+    real = [0, 0]
+    for name, texts, editorial in sets:
+        flagged = sum(rules.flag(t, editorial=editorial).is_complaint for t in texts)
+        if name.startswith("real"):
+            real[0] += flagged
+            real[1] += len(texts)
+        print(f"    {name:<80} {flagged:>2} of {len(texts)}")
+    bound = upper_bound(*real)
+    print(f"    {'all real ones':<80} {real[0]:>2} of {real[1]} ({bound:.0%} at most, 95 %)")
+
+
+def upper_bound(k: int, n: int) -> float:
+    """The exact (Clopper-Pearson) one-sided 95 % upper bound of a rate seen k times in n."""
+    from scipy.stats import beta
+
+    return 1.0 if k >= n else float(beta.ppf(0.95, k + 1, n - k))
+
+
 def main() -> None:
     began = time.perf_counter()
     rules = flagger()
@@ -503,6 +549,7 @@ def main() -> None:
     )
     eval_vk(rules, plain, dev, "VK comments, development set (vk_comment_dev_labels.csv; tuned on)")
     eval_places(rules)
+    eval_outlets(rules)
     eval_appeals(rules, plain)
 
 
