@@ -82,6 +82,7 @@ def _kind(name: str) -> str | None:
     return None
 
 
+_HASHED_COLUMNS = CONTENT_COLUMNS + ANSWER_COLUMNS
 _COLUMN_KINDS = tuple((name, _kind(name)) for name in CONTENT_COLUMNS + ANSWER_COLUMNS)
 _EMPTY_JSON = {dict: "{}", list: "[]"}  # what dumps gives for empty ones, without encoding
 
@@ -114,7 +115,7 @@ def post_row(post: Post) -> dict[str, Any]:
 
 def content_hash(row: dict[str, Any]) -> str:
     """Digest of what a re-collection may change; an equal digest means 'unchanged'."""
-    payload = [row.get(name) for name in CONTENT_COLUMNS + ANSWER_COLUMNS]
+    payload = [row.get(name) for name in _HASHED_COLUMNS]
     return hashlib.blake2b(dumps(payload).encode(), digest_size=16).hexdigest()  # type: ignore[union-attr]
 
 
