@@ -1,0 +1,225 @@
+"""`glas worker` end to end: three workers as separate processes on one real PostgreSQL
+(tests/pg_server.py), many RSS sources on the replay server; one worker SIGKILLed mid-run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.conftest import REPO, glas_env
+from tests.replay import ReplayServer
+from tests.test_run_e2e import make_rss
+
+pytestmark = pytest.mark.slow
+ITEMS = 3  # entries per feed
+
+
+def feeds(replay: ReplayServer, count: int, *, delay: float = 0.0) -> list[str]:
+    """``count`` feeds of ITEMS distinct entries each; their ids (``f0``, ``f1``, …)."""
+    ids = [f"f{n}" for n in range(count)]
+    for source_id in ids:
+        replay.route(f"/feeds/{source_id}.xml", make_rss(source_id, ITEMS))
+        if delay:
+            replay.fault(f"/feeds/{source_id}.xml", delay=delay)
+    return ids
+
+
+def sources_yaml(
+    path: Path, replay: ReplayServer, ids: list[str], every: str, parallel: int = 24
+) -> Path:
+    """Sources first spread over ``every`` (more than ``parallel`` are new), then every
+    ``every``."""
+    lines = [
+        "defaults:",
+        "  request_delay: 0s",
+        "  retry_backoff: 0s",
+        f"  parallel: {parallel}",
+        f"  schedule: {{every: {every}}}",
+        "sites:",
+        "  127.0.0.1: {concurrency: 24, delay: 0s, collections: 100}",
+        "sources:",
+    ]
+    for source_id in ids:
+        lines += [
+            f"  - id: {source_id}",
+            "    type: rss",
+            f"    url: {replay.url}/feeds/{source_id}.xml",
+            "    municipality: Москва",
+        ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Workers:
+    """`glas worker` processes in the background, and a watch on the runs table."""
+
+    def __init__(self, cwd: Path, db: str) -> None:
+        self.cwd = cwd
+        self.db = db
+        self.processes: list[subprocess.Popen[str]] = []
+        self.overlaps: list[tuple[str, int]] = []  # seen: a source with two runs 'running'
+        self._watching = True
+        self._watch = threading.Thread(target=self._look, daemon=True)
+
+    def start(self, count: int, *extra: str) -> None:
+        command = [sys.executable, str(REPO / "bin" / "glas"), "--db", self.db, "worker"]
+        for _ in range(count):
+            self.processes.append(
+                subprocess.Popen(
+                    [*command, "--heartbeat", "1", *extra],
+                    cwd=self.cwd,
+                    env=glas_env(self.cwd),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+        if not self._watch.is_alive():
+            self._watch.start()
+
+    def _look(self) -> None:
+        """Every 0.1 s: no source has two runs 'running' at once."""
+        conn = None
+        while self._watching:
+            try:
+                conn = conn or psycopg.connect(self.db, autocommit=True)
+                rows = conn.execute(
+                    "SELECT source_id, count(*) FROM runs WHERE status = 'running' "
+                    "GROUP BY source_id HAVING count(*) > 1"
+                ).fetchall()
+                self.overlaps += rows
+            except psycopg.Error:
+                pass  # the schema is not there yet
+            time.sleep(0.1)
+        if conn is not None:
+            conn.close()
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            for process in self.processes:
+                if process.poll() not in (None, -signal.SIGKILL):
+                    raise AssertionError(f"a worker ended: {process.communicate()[1]}")
+            assert time.monotonic() < deadline, f"timed out waiting: {what}"
+            time.sleep(0.2)
+
+    def stop(self) -> list[tuple[int, str]]:
+        """SIGTERM every worker still running; their exit status and stderr."""
+        self._watching = False
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        ends = []
+        for process in self.processes:
+            try:
+                _, err = process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                _, err = process.communicate()
+            ends.append((process.returncode, err))
+        return ends
+
+
+@pytest.fixture
+def workers(tmp_path: Path, pg_url: str) -> Iterator[Workers]:
+    group = Workers(tmp_path, pg_url)
+    yield group
+    group._watching = False
+    for process in group.processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
+def query(db: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db, autocommit=True) as conn:
+        try:
+            return conn.execute(sql, params).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def collected(db: str) -> set[str]:
+    return {r[0] for r in query(db, "SELECT DISTINCT source_id FROM runs WHERE status = 'ok'")}
+
+
+def check_inbox(db: str, ids: list[str]) -> None:
+    """Every served entry stored exactly once; no two runs of one source overlap."""
+    counts = dict(query(db, "SELECT source_id, count(*) FROM posts GROUP BY source_id"))
+    assert {i: counts.get(i, 0) for i in ids} == {i: ITEMS for i in ids}
+    assert not query(
+        db, "SELECT native_id FROM posts GROUP BY platform, native_id HAVING count(*) > 1"
+    )
+    overlapping = query(
+        db,
+        "SELECT a.source_id, a.run_id, b.run_id FROM runs a JOIN runs b "
+        "ON a.source_id = b.source_id AND a.run_id < b.run_id "
+        "AND b.started_at < coalesce(a.finished_at, now())",
+    )
+    assert not overlapping, overlapping
+
+
+def test_three_workers_collect_every_source_once_at_a_time(
+    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
+) -> None:
+    ids = feeds(replay, 300)
+    sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="10s")
+    workers.start(3, "--sources", str(sources))
+    workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 50)
+    ends = workers.stop()
+    assert [code for code, _ in ends] == [0, 0, 0], ends
+    assert not workers.overlaps
+    check_inbox(pg_url, ids)
+    pids = {r[0] for r in query(pg_url, "SELECT DISTINCT pid FROM runs WHERE status = 'ok'")}
+    assert len(pids) == 3  # the work was shared
+    assert not query(pg_url, "SELECT run_id FROM runs WHERE status = 'running'")
+
+
+def test_a_killed_worker_s_sources_are_collected_by_the_others(
+    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
+) -> None:
+    ids = feeds(replay, 60, delay=1.5)
+    sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="6s", parallel=8)
+    workers.start(3, "--sources", str(sources))
+    victim = workers.processes[0]
+
+    def victim_running() -> list[str]:
+        return [
+            r[0]
+            for r in query(
+                pg_url,
+                "SELECT source_id FROM runs WHERE status = 'running' AND pid = %s",
+                (victim.pid,),
+            )
+        ]
+
+    workers.wait_until(lambda: bool(victim_running()), "the victim collecting", 30)
+    time.sleep(0.3)
+    held = victim_running()
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 40)
+    ends = workers.stop()
+    assert [code for code, _ in ends[1:]] == [0, 0], ends
+    assert "its worker stopped answering: collected again" in ends[1][1] + ends[2][1]
+    assert not workers.overlaps
+    check_inbox(pg_url, ids)
+    statuses = dict(
+        query(
+            pg_url,
+            "SELECT source_id, status FROM runs WHERE pid = %s AND source_id = ANY(%s)",
+            (victim.pid, held),
+        )
+    )
+    assert set(statuses.values()) <= {"interrupted", "ok"}, statuses
+    assert "interrupted" in statuses.values()
