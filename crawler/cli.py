@@ -221,6 +221,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     with _inbox(args, create=False) as inbox:
         health_rows = inbox.source_health(now)
+        cluster = _cluster_lines(inbox)
     report = assess(config, health_rows, now)
     trouble = any(h.state in TROUBLE for h in report)
     if args.json:
@@ -254,7 +255,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     late, oldest = backlog(config.sources, config.defaults, by_source, now)
     if late:
         print(f"backlog: {backlog_line(late, oldest)} (the harvester is not keeping up)")
+    for line in cluster:
+        print(line)
     return EXIT_FAILED if trouble else EXIT_OK
+
+
+def _cluster_lines(inbox: Any) -> list[str]:
+    """The workers and backlog of ``glas worker`` on a PostgreSQL inbox (none on SQLite)."""
+    if getattr(inbox, "dialect", "") != "postgresql":
+        return []
+    from crawler.cluster_status import lines
+
+    return lines(inbox.conn)
 
 
 def _when(value: Any, now: Any, *, ahead: bool = False) -> str:

@@ -12,7 +12,6 @@ Every function here takes a psycopg connection in autocommit mode; none keeps st
 from __future__ import annotations
 
 import socket
-from datetime import datetime
 from typing import Any
 
 from crawler.lock import _advisory_key
@@ -73,12 +72,14 @@ def unlock(conn: Any, name: str) -> None:
 
 
 def workers(conn: Any) -> list[dict[str, Any]]:
-    """Every registered worker: id, host, pid, last heartbeat, the sources it collects."""
+    """Every registered worker: id, host, pid, seconds since its last heartbeat (the
+    server's clock), the sources it collects."""
     if not _has_cluster(conn):
         return []
     rows = conn.execute(
         """
-        SELECT w.id, g.host, g.pid, w.last_heartbeat,
+        SELECT w.id, g.host, g.pid,
+               CAST(extract(epoch FROM now() - w.last_heartbeat) AS float8) AS age,
                coalesce(array_agg(j.lock ORDER BY j.lock) FILTER (WHERE j.id IS NOT NULL),
                         '{}') AS running
         FROM procrastinate_workers w
@@ -89,32 +90,29 @@ def workers(conn: Any) -> list[dict[str, Any]]:
         ORDER BY g.host, g.pid""",
         (QUEUE,),
     ).fetchall()
-    keys = ("worker_id", "host", "pid", "last_heartbeat", "running")
+    keys = ("worker_id", "host", "pid", "heartbeat_age", "running")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def backlog(conn: Any, grace: float = 60.0) -> tuple[int, int, float]:
-    """Collections waiting (all, and due more than ``grace`` seconds ago) and how long the
-    oldest due one has waited, in seconds."""
+def backlog(conn: Any, grace: float = 60.0) -> tuple[int, int, int, float]:
+    """Collections queued: all, those due now, those due more than ``grace`` seconds ago
+    (late), and how long the oldest due one has waited, in seconds."""
     if not _has_cluster(conn):
-        return 0, 0, 0.0
+        return 0, 0, 0, 0.0
     row = conn.execute(
         """
         SELECT count(*),
+               count(*) FILTER (WHERE coalesce(scheduled_at, now()) <= now()),
                count(*) FILTER (WHERE coalesce(scheduled_at, now()) < now() - make_interval(
                    secs => %s)),
-               coalesce(extract(epoch FROM now() - min(scheduled_at)
-                   FILTER (WHERE scheduled_at < now())), 0)
+               CAST(coalesce(extract(epoch FROM now() - min(scheduled_at)
+                   FILTER (WHERE scheduled_at < now())), 0) AS float8)
         FROM procrastinate_jobs WHERE queue_name = %s AND status = 'todo'""",
         (grace, QUEUE),
     ).fetchone()
-    return int(row[0]), int(row[1]), float(row[2])
+    return int(row[0]), int(row[1]), int(row[2]), float(row[3])
 
 
 def _has_cluster(conn: Any) -> bool:
     found = conn.execute("SELECT to_regclass('glas_cluster_workers')").fetchone()
     return found is not None and found[0] is not None
-
-
-def heartbeat_age(now: datetime, beat: datetime) -> float:
-    return max(0.0, (now - beat).total_seconds())

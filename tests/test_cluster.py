@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -176,6 +177,21 @@ def test_three_workers_collect_every_source_once_at_a_time(
     sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="10s")
     workers.start(3, "--sources", str(sources))
     workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 50)
+    glas = [sys.executable, str(REPO / "bin" / "glas"), "--db", pg_url]
+    status = subprocess.run(
+        [*glas, "status", "--sources", str(sources)],
+        cwd=tmp_path,
+        env=glas_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "cluster: 3 workers" in status.stdout, status.stdout + status.stderr
+    table = status.stdout.split("cluster: 3 workers", 1)[1]
+    for process in workers.processes:  # each with its host, pid and a fresh heartbeat
+        assert re.search(rf"\S+\s+{process.pid}\s+[0-2]s ago", table), table
+    assert re.search(r"cluster backlog: \d+ collections? queued, \d+ due", table), table
     ends = workers.stop()
     assert [code for code, _ in ends] == [0, 0, 0], ends
     assert not workers.overlaps
@@ -223,3 +239,16 @@ def test_a_killed_worker_s_sources_are_collected_by_the_others(
     )
     assert set(statuses.values()) <= {"interrupted", "ok"}, statuses
     assert "interrupted" in statuses.values()
+
+
+def test_a_sqlite_inbox_keeps_the_single_daemon(
+    glas: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path, replay: ReplayServer
+) -> None:
+    sources = sources_yaml(tmp_path / "sources.yaml", replay, feeds(replay, 1), every="1h")
+    done = glas("--db", "inbox.db", "worker", "--sources", str(sources))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "glas: glas worker needs a PostgreSQL inbox (--db postgresql://…); a SQLite inbox has "
+        "one harvester: use glas daemon"
+    ]
+    assert not (tmp_path / "inbox.db").exists()
