@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from crawler import cluster_db, reactor
+from crawler.cluster_limits import SharedPacer
 from crawler.config import load_config
 from crawler.harvester import Harvester
 from crawler.lock import _holder_name, source_locks
 from crawler.schedule import first_due, next_due
+from spiders import vk_client
 from storage import open_inbox
 from storage.inbox import RunRecord
 
@@ -94,6 +96,8 @@ class ClusterWorker:
         self.app = procrastinate.App(connector=connector)
         self.task = self.app.task(name=cluster_db.TASK, queue=cluster_db.QUEUE)(self.collect)
         await asyncio.to_thread(cluster_db.ensure_schema, self.control, _apply_procrastinate)
+        pacer = SharedPacer(self.db)
+        vk_client.share_limits(pacer)  # VK's 3 requests a second per token, for the cluster
         async with self.app.open_async():
             with open_inbox(self.db) as inbox, source_locks(self.db) as locks:
                 self.harvester = Harvester(self.config, inbox, locks=locks)
@@ -123,6 +127,8 @@ class ClusterWorker:
                 with contextlib.suppress(Exception):
                     await working
                 await self.harvester.close()
+        vk_client.share_limits(None)
+        pacer.close()
         self.control.close()
         log.info("worker stopped (pid %d)", os.getpid())
 

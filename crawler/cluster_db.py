@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from crawler.cluster_limits import SLOTS_SQL
 from crawler.lock import _advisory_key
 
 QUEUE = "glas-collect"  # the Procrastinate queue of collections
@@ -30,8 +31,8 @@ CREATE TABLE IF NOT EXISTS glas_cluster_workers (
 
 def ensure_schema(conn: Any, apply_procrastinate: Any) -> None:
     """Create Procrastinate's schema (once: workers starting together take turns under an
-    advisory lock) and Glas's worker table. ``apply_procrastinate(conn)`` runs the
-    Procrastinate schema on ``conn``."""
+    advisory lock), Glas's worker table and the shared request slots.
+    ``apply_procrastinate(conn)`` runs the Procrastinate schema on ``conn``."""
     key = _advisory_key("cluster-schema")
     conn.execute("SELECT pg_advisory_lock(%s)", (key,))
     try:
@@ -39,6 +40,7 @@ def ensure_schema(conn: Any, apply_procrastinate: Any) -> None:
         if found is None or found[0] is None:
             apply_procrastinate(conn)
         conn.execute(WORKERS_SQL)
+        conn.execute(SLOTS_SQL)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 

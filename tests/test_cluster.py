@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import REPO, glas_env
 from tests.replay import ReplayServer
 from tests.test_run_e2e import make_rss
+from tests.vk_server import VkServer
 
 pytestmark = pytest.mark.slow
 ITEMS = 3  # entries per feed
@@ -72,14 +73,14 @@ class Workers:
         self._watching = True
         self._watch = threading.Thread(target=self._look, daemon=True)
 
-    def start(self, count: int, *extra: str) -> None:
+    def start(self, count: int, *extra: str, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, str(REPO / "bin" / "glas"), "--db", self.db, "worker"]
         for _ in range(count):
             self.processes.append(
                 subprocess.Popen(
                     [*command, "--heartbeat", "1", *extra],
                     cwd=self.cwd,
-                    env=glas_env(self.cwd),
+                    env=env or glas_env(self.cwd),
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE,
                     text=True,
@@ -252,3 +253,71 @@ def test_a_sqlite_inbox_keeps_the_single_daemon(
         "one harvester: use glas daemon"
     ]
     assert not (tmp_path / "inbox.db").exists()
+
+
+def vk_walls(vk: VkServer, count: int, posts: int) -> list[int]:
+    """``count`` user walls of ``posts`` posts, each with a comment: several requests each."""
+    owners = [100001 + n for n in range(count)]
+    now = int(time.time())
+    for owner in owners:
+        for number in range(1, posts + 1):
+            vk.add_post(
+                owner,
+                {
+                    "id": number,
+                    "owner_id": owner,
+                    "from_id": owner,
+                    "date": now - 600 * number,
+                    "text": f"Пост {number} на стене {owner}: во дворе не убран снег.",
+                    "comments": {"count": 1},
+                },
+            )
+            vk.add_comment(
+                owner,
+                number,
+                {
+                    "id": 1000 + number,
+                    "from_id": 700000001,
+                    "post_id": number,
+                    "owner_id": owner,
+                    "parents_stack": [],
+                    "date": now - 600 * number + 60,
+                    "text": f"Комментарий к посту {number}: и у нас тоже.",
+                },
+            )
+    return owners
+
+
+def test_a_vk_token_s_rate_holds_for_the_whole_cluster(
+    workers: Workers, tmp_path: Path, pg_url: str
+) -> None:
+    with VkServer() as vk:
+        owners = vk_walls(vk, 9, posts=60)
+        lines = [
+            "defaults:",
+            f"  vk_api_url: {vk.url}",
+            "  parallel: 3",  # so that every worker gets walls
+            "  schedule: {every: 8s}",  # the first collections spread over 8 s
+            "sources:",
+        ]
+        for owner in owners:
+            lines += [f"  - id: wall-{owner}", "    type: vk_wall", f"    owner: {owner}"]
+        sources = tmp_path / "sources.yaml"
+        sources.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = glas_env(tmp_path, VK_TOKEN="vk1.a.cluster-test-token")
+        workers.start(3, "--sources", str(sources), env=env)
+        ids = {f"wall-{owner}" for owner in owners}
+        workers.wait_until(lambda: collected(pg_url) >= ids, "every wall collected", 50)
+        ends = workers.stop()
+        times = sorted(call.time for call in vk.calls if not call.inner)
+    assert [code for code, _ in ends] == [0, 0, 0], ends
+    pids = query(pg_url, "SELECT count(DISTINCT pid) FROM runs WHERE status = 'ok'")[0][0]
+    assert pids >= 2  # the walls were shared, so the limit was too
+    assert len(times) >= 20
+    busiest = max(sum(t <= u < t + 0.95 for u in times) for t in times)
+    assert busiest <= 3, busiest
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert rate <= 3.1, rate
+    posts = query(pg_url, "SELECT count(*) FROM posts WHERE platform = 'vk'")[0][0]
+    assert posts == 9 * 60 * 2  # every post and comment, once
+    assert not query(pg_url, "SELECT 1 FROM glas_rate_slots WHERE key LIKE '%%cluster-test%%'")
