@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/harvest.py
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/cluster_engines.py
+	$(BIN)/python bench/cluster.py
 
 # Quality of complaint/topic/place flagging on the real data (../shared/data) and the
 # hand-labelled VK comments (tests/data/vk_comment_labels.csv); prints figures.

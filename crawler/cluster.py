@@ -13,6 +13,7 @@ running.
 Besides, every ``heartbeat`` seconds one worker at a time (an advisory lock):
 
 - schedules the sources that have no job (new ones, a first start) at their first due time;
+- deletes finished jobs older than an hour (every ten minutes: ``runs`` keeps the history);
 - recovers the collections of dead workers: a job still ``doing`` on a worker whose
   heartbeat is older than ``3 × heartbeat`` has its ``running`` run closed ``interrupted``
   (unless the source's lock is still held: then its holder is alive) and is put back in the
@@ -31,6 +32,7 @@ import os
 import random
 import signal
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ from storage.inbox import RunRecord
 log = logging.getLogger("glas.cluster")
 POLL = 1.0  # seconds between two looks for jobs come due (new ones are notified at once)
 POOL = 4  # connections of a worker's Procrastinate pool
+PRUNE_EVERY = 600.0  # seconds between two deletions of finished jobs
+KEEP_HOURS = 1  # finished jobs are kept this long (the runs table keeps the history)
 
 
 class ClusterError(Exception):
@@ -65,6 +69,7 @@ class ClusterWorker:
         self.rng = random.Random()
         self.stopping: asyncio.Event | None = None
         self.stamp: tuple[int, int] | None = None
+        self.pruned = 0.0  # monotonic time of the last deletion of finished jobs
 
     # -- life cycle ---------------------------------------------------------------------
     def run(self) -> int:
@@ -240,6 +245,11 @@ class ClusterWorker:
                     await manager.retry_job(job)
                     log.warning("%s: its worker stopped answering: collected again", source_id)
             await manager.prune_stalled_workers(self.stall)
+            if time.monotonic() - self.pruned >= PRUNE_EVERY:
+                self.pruned = time.monotonic()
+                await manager.delete_old_jobs(
+                    KEEP_HOURS, queue=cluster_db.QUEUE, include_failed=True, include_aborted=True
+                )
         finally:
             await asyncio.to_thread(cluster_db.unlock, self.control, "cluster-recover")
 

@@ -292,7 +292,7 @@ def test_a_vk_token_s_rate_holds_for_the_whole_cluster(
     workers: Workers, tmp_path: Path, pg_url: str
 ) -> None:
     with VkServer() as vk:
-        owners = vk_walls(vk, 9, posts=60)
+        owners = vk_walls(vk, 9, posts=40)
         lines = [
             "defaults:",
             f"  vk_api_url: {vk.url}",
@@ -313,11 +313,11 @@ def test_a_vk_token_s_rate_holds_for_the_whole_cluster(
     assert [code for code, _ in ends] == [0, 0, 0], ends
     pids = query(pg_url, "SELECT count(DISTINCT pid) FROM runs WHERE status = 'ok'")[0][0]
     assert pids >= 2  # the walls were shared, so the limit was too
-    assert len(times) >= 20
+    assert len(times) >= 15
     busiest = max(sum(t <= u < t + 0.95 for u in times) for t in times)
     assert busiest <= 3, busiest
     rate = (len(times) - 1) / (times[-1] - times[0])
     assert rate <= 3.1, rate
     posts = query(pg_url, "SELECT count(*) FROM posts WHERE platform = 'vk'")[0][0]
-    assert posts == 9 * 60 * 2  # every post and comment, once
+    assert posts == 9 * 40 * 2  # every post and comment, once
     assert not query(pg_url, "SELECT 1 FROM glas_rate_slots WHERE key LIKE '%%cluster-test%%'")
