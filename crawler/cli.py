@@ -205,7 +205,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     _check_privacy_key(_config(args))  # a broken file stops here, with every problem listed
     try:
-        return main(args.sources, args.db, args.heartbeat)
+        return main(args.sources, args.db, args.heartbeat, args.parallel)
     except ClusterError as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
 
@@ -849,6 +849,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds between two heartbeats; a worker silent 3 times as long is taken for "
         "dead and its collections are done again by the others (default 10)",
+    )
+    p.add_argument(
+        "--parallel",
+        type=_positive_int,
+        metavar="N",
+        help="collections this worker runs at once (default: defaults.parallel)",
     )
 
     p = command("status", cmd_status, "health of every source: last run, failures, silence")

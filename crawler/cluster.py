@@ -61,8 +61,11 @@ class ClusterError(Exception):
 class ClusterWorker:
     """Collects jobs of the inbox's Procrastinate queue until SIGTERM/SIGINT."""
 
-    def __init__(self, sources: str, db: str, *, heartbeat: float = 10.0) -> None:
+    def __init__(
+        self, sources: str, db: str, *, heartbeat: float = 10.0, parallel: int | None = None
+    ) -> None:
         self.sources = Path(sources)
+        self.parallel = parallel  # collections at once (default: defaults.parallel)
         self.db = db
         self.heartbeat = heartbeat
         self.stall = 3 * heartbeat
@@ -87,6 +90,7 @@ class ClusterWorker:
         from procrastinate.worker import Worker
 
         self.stopping = asyncio.Event()
+        self.reloading = asyncio.Lock()
         self.config = load_config(self.sources)
         self.stamp = _stamp(self.sources)
         self.control = await asyncio.to_thread(
@@ -111,7 +115,7 @@ class ClusterWorker:
                     self.app,
                     queues=[cluster_db.QUEUE],
                     name=f"glas-{os.getpid()}",
-                    concurrency=self.config.defaults.parallel,
+                    concurrency=self.parallel or self.config.defaults.parallel,
                     fetch_job_polling_interval=POLL,
                     install_signal_handlers=False,
                     update_heartbeat_interval=self.heartbeat,
@@ -140,6 +144,7 @@ class ClusterWorker:
     # -- one collection: the task ---------------------------------------------------------
     async def collect(self, source_id: str) -> str:
         """The job of one source: collect it, then queue its next collection."""
+        await self._reload()  # a source queued by a worker that read a newer file
         config = self.harvester.config
         try:
             source = config.source(source_id)
@@ -267,10 +272,14 @@ class ClusterWorker:
 
     async def _reload(self) -> None:
         """Read sources.yaml again when it changed (the old config stays when it is invalid)."""
-        stamp = _stamp(self.sources)
-        if stamp == self.stamp:
-            return
-        self.stamp = stamp
+        async with self.reloading:
+            stamp = _stamp(self.sources)
+            if stamp == self.stamp:
+                return
+            self.stamp = stamp
+            await self._read_config()
+
+    async def _read_config(self) -> None:
         try:
             config = await asyncio.to_thread(load_config, self.sources)
         except Exception as exc:
@@ -310,7 +319,7 @@ def _log_record(record: RunRecord) -> None:
     log.log(logging.INFO if record.status == "ok" else logging.WARNING, text)
 
 
-def main(sources: str, db: str, heartbeat: float) -> int:
+def main(sources: str, db: str, heartbeat: float, parallel: int | None = None) -> int:
     """``glas worker``: the exit status."""
     from storage import sqlite_path
 
@@ -327,7 +336,7 @@ def main(sources: str, db: str, heartbeat: float) -> int:
         ) from None
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # sources.yaml is re-read when it changes
     try:
-        return ClusterWorker(sources, db, heartbeat=heartbeat).run()
+        return ClusterWorker(sources, db, heartbeat=heartbeat, parallel=parallel).run()
     except KeyboardInterrupt:  # pragma: no cover - SIGINT is handled in run
         return 0
     finally:

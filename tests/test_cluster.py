@@ -321,3 +321,53 @@ def test_a_vk_token_s_rate_holds_for_the_whole_cluster(
     posts = query(pg_url, "SELECT count(*) FROM posts WHERE platform = 'vk'")[0][0]
     assert posts == 9 * 40 * 2  # every post and comment, once
     assert not query(pg_url, "SELECT 1 FROM glas_rate_slots WHERE key LIKE '%%cluster-test%%'")
+
+
+COMPLAINTS = [
+    "Во дворе дома {n} по улице Лесной третью неделю не вывозят мусор, контейнеры переполнены",
+    "На остановке у школы номер {n} второй месяц не горит фонарь, дети идут в темноте",
+    "В подъезде дома {n} на Садовой протекает крыша, вода течёт по стенам до первого этажа",
+]
+
+
+def test_two_harvesters_storing_one_case_at_the_same_moment_make_one_case(pg_url: str) -> None:
+    """Two harvesters (two connections, two indexes of recent posts, as on two machines)
+    store two reports of one complaint at once: each batch meets the other just before
+    storing. The near-duplicate stage runs under the write lock, so the second sees the
+    first: one case (without it, both were matched against an index without the other)."""
+    from crawler.model import Post, SourceConfig
+    from crawler.pipeline import Ingest, near_duplicates
+    from dedupe.exact import add_exact_keys
+    from storage import open_inbox
+
+    meeting = threading.Barrier(2, timeout=20)
+
+    def meet(posts: list[Post]) -> list[Post]:
+        meeting.wait()
+        return posts
+
+    def harvest(name: str, text: str, inbox: Any) -> None:
+        source = SourceConfig(id=name, type="rss", municipality="Москва")
+        ingest = Ingest(inbox, source, stages=[add_exact_keys, near_duplicates(inbox), meet])
+        ingest.add(Post(platform="rss", native_id=f"{name}-1", text=text))
+        ingest.close()
+
+    text = COMPLAINTS[0].format(n=12)
+    inboxes = [open_inbox(pg_url), open_inbox(pg_url)]
+    try:
+        for inbox in inboxes:
+            near_duplicates(inbox).catch_up()  # both indexes warm, and empty
+        threads = [
+            threading.Thread(target=harvest, args=(name, text + tail, inbox))
+            for name, tail, inbox in zip(("a", "b"), (".", "! Примите меры."), inboxes, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        for inbox in inboxes:
+            inbox.close()
+    cases = query(pg_url, "SELECT DISTINCT cluster_id FROM posts")
+    assert len(cases) == 1, cases
+    assert query(pg_url, "SELECT count(*) FROM posts") == [(2,)]
