@@ -19,6 +19,9 @@ Besides, every ``heartbeat`` seconds one worker at a time (an advisory lock):
   (unless the source's lock is still held: then its holder is alive) and is put back in the
   queue, where another worker takes it at once.
 
+A thread delivers the webhooks of surge alerts, as the daemon does (each delivery is claimed
+with a lease: any worker may send it, none twice).
+
 SIGTERM or SIGINT stop a worker within seconds: running collections are recorded
 interrupted and queued again for the other workers.
 """
@@ -32,6 +35,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +56,7 @@ POLL = 1.0  # seconds between two looks for jobs come due (new ones are notified
 POOL = 4  # connections of a worker's Procrastinate pool
 PRUNE_EVERY = 600.0  # seconds between two deletions of finished jobs
 KEEP_HOURS = 1  # finished jobs are kept this long (the runs table keeps the history)
+DELIVER_EVERY = 2.0  # seconds between two looks at the webhook outbox
 
 
 class ClusterError(Exception):
@@ -90,6 +95,7 @@ class ClusterWorker:
         from procrastinate.worker import Worker
 
         self.stopping = asyncio.Event()
+        self.done = threading.Event()  # the worker stops: the webhook thread too
         self.reloading = asyncio.Lock()
         self.config = load_config(self.sources)
         self.stamp = _stamp(self.sources)
@@ -123,6 +129,8 @@ class ClusterWorker:
                 )
                 working = asyncio.ensure_future(self.worker.run())
                 keeping = asyncio.ensure_future(self._keep())
+                delivering = threading.Thread(target=self._deliver, name="glas-webhooks")
+                delivering.start()
                 log.info(
                     "worker started: %d sources in %s (pid %d)",
                     len(self.config.enabled),
@@ -135,6 +143,8 @@ class ClusterWorker:
                 await self.harvester.interrupt()  # every run recorded and queued again
                 with contextlib.suppress(Exception):
                     await working
+                self.done.set()
+                await asyncio.to_thread(delivering.join, 30)
                 await self.harvester.close()
         vk_client.share_limits(None)
         pacer.close()
@@ -205,6 +215,28 @@ class ClusterWorker:
             except Exception as exc:
                 log.warning("cluster upkeep failed: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(self.heartbeat)
+
+    def _deliver(self) -> None:
+        """A thread: send due webhook deliveries over a connection of its own (each is
+        claimed with a lease, so every worker may deliver; none is sent twice)."""
+        from crawler.webhooks import deliver_due
+
+        inbox = None
+        while not self.done.is_set():
+            hooks = self.harvester.config.webhooks
+            if hooks:
+                try:
+                    inbox = inbox or open_inbox(self.db)
+                    deliver_due(inbox, hooks)
+                except Exception as exc:
+                    log.warning("webhooks: delivering failed: %s", exc)
+                    with contextlib.suppress(Exception):
+                        inbox.close()  # type: ignore[union-attr]
+                    inbox = None
+            self.done.wait(DELIVER_EVERY)
+        if inbox is not None:
+            with contextlib.suppress(Exception):
+                inbox.close()
 
     async def _schedule(self) -> None:
         """Queue every enabled source without a job, at its first due time."""
