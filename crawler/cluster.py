@@ -78,11 +78,14 @@ class ClusterWorker:
         self.stopping: asyncio.Event | None = None
         self.stamp: tuple[int, int] | None = None
         self.pruned = 0.0  # monotonic time of the last deletion of finished jobs
+        self.failed = False  # the engine's worker ended without being asked to
 
     # -- life cycle ---------------------------------------------------------------------
     def run(self) -> int:
+        """Serve until stopped: 0, or 1 when the engine's worker ended on its own (its
+        database connection lost: systemd's Restart=on-failure starts it again)."""
         reactor.run(self.serve, on_signal=self.terminated)
-        return 0
+        return 1 if self.failed else 0
 
     def terminated(self, signum: int) -> None:
         """SIGTERM/SIGINT (main thread): stop within seconds."""
@@ -138,6 +141,10 @@ class ClusterWorker:
                     os.getpid(),
                 )
                 await _first(self.stopping.wait(), working)
+                if working.done() and not self.stopping.is_set():
+                    self.failed = True
+                    problem = working.exception() if not working.cancelled() else None
+                    log.error("the worker stopped on its own: %s", problem or "cancelled")
                 keeping.cancel()
                 self.worker.stop()
                 await self.harvester.interrupt()  # every run recorded and queued again
@@ -276,6 +283,8 @@ class ClusterWorker:
             )
             for job in stalled:
                 source_id = str(job.task_kwargs.get("source_id"))
+                if job.worker_id == self.worker.worker_id or source_id in self.harvester.runs:
+                    continue  # this worker's own (its loop was slow): it is alive
                 if not await self.harvester.writer.call(self._close_dead_run, source_id):
                     continue  # its lock is held: the worker lives (a slow heartbeat)
                 with contextlib.suppress(Exception):  # another worker retried it first
@@ -366,6 +375,8 @@ def main(sources: str, db: str, heartbeat: float, parallel: int | None = None) -
         raise ClusterError(
             "glas worker needs Procrastinate: pip install 'glas[cluster]' (make setup does)"
         ) from None
+    with open_inbox(db):  # creates or checks the schema; one line when it cannot connect
+        pass
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # sources.yaml is re-read when it changes
     try:
         return ClusterWorker(sources, db, heartbeat=heartbeat, parallel=parallel).run()
