@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from crawler import cluster_db, reactor
+from crawler import cluster_db, polite, reactor
 from crawler.cluster_limits import SharedPacer
 from crawler.config import load_config
 from crawler.harvester import Harvester
@@ -116,6 +116,7 @@ class ClusterWorker:
         await asyncio.to_thread(cluster_db.ensure_schema, self.control, _apply_procrastinate)
         pacer = SharedPacer(self.db)
         vk_client.share_limits(pacer)  # VK's 3 requests a second per token, for the cluster
+        polite.share_site_delays(pacer)  # and each site's delay between two requests
         async with self.app.open_async():
             with open_inbox(self.db) as inbox, source_locks(self.db) as locks:
                 self.harvester = Harvester(self.config, inbox, locks=locks)
@@ -154,6 +155,7 @@ class ClusterWorker:
                 await asyncio.to_thread(delivering.join, 30)
                 await self.harvester.close()
         vk_client.share_limits(None)
+        polite.share_site_delays(None)
         pacer.close()
         self.control.close()
         log.info("worker stopped (pid %d)", os.getpid())

@@ -1,7 +1,8 @@
 """Request rates held for the whole cluster: slots handed out by PostgreSQL.
 
-A limit of one request every ``interval`` seconds on a key (a VK token: 3 a second) is one
-row of ``glas_rate_slots``: the time its next request may go. Taking a slot is one atomic
+A limit of one request every ``interval`` seconds on a key (a VK token: 3 a second; a web
+site's ``delay``: ``site:<host>``) is one row of ``glas_rate_slots``: the time its next
+request may go. Taking a slot is one atomic
 statement on the server's clock (``greatest(next_at, now) + interval``, returning how long
 to wait for the slot taken), so workers on several machines share the limit without a clock
 of their own and without a lease. The key of a token is a hash of it: no secret in the
@@ -65,9 +66,9 @@ class SharedPacer:
             )
         return self._conn
 
-    def wait(self, key: str, interval: float) -> bool:
-        """Take the next slot of ``key`` and sleep until it; False when the database could
-        not be asked (the caller paces alone)."""
+    def take(self, key: str, interval: float) -> float | None:
+        """Take the next slot of ``key``: seconds until it (0 for now); None when the
+        database could not be asked (the caller paces alone)."""
         try:
             with self._lock:
                 row = self._connection().execute(TAKE_SQL, {"key": key, "interval": interval})
@@ -77,8 +78,16 @@ class SharedPacer:
                 log.warning("shared request limits unavailable, pacing alone: %s", exc)
             self._failed = True
             self._conn = None
-            return False
+            return None
         self._failed = False
+        return max(0.0, wait)
+
+    def wait(self, key: str, interval: float) -> bool:
+        """Take the next slot of ``key`` and sleep until it; False when the database could
+        not be asked (the caller paces alone)."""
+        wait = self.take(key, interval)
+        if wait is None:
+            return False
         if wait > 0:
             time.sleep(wait)
         return True
