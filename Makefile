@@ -15,7 +15,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Glas needs Python >= 3.11: run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,browse]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,browse,cluster]'
 	@touch $(STAMP)
 
 # Refresh constraints.txt: the newest versions setup.cfg allows, installed into a fresh
@@ -25,7 +25,7 @@ constraints:
 	rm -rf .venv-constraints
 	$(PYTHON) -m venv .venv-constraints
 	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
-	.venv-constraints/bin/python -m pip install --quiet -e '.[dev,browse]'
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev,browse,cluster]'
 	{ echo "# Versions 'make setup' installs (pip -c). Regenerate with: make constraints"; \
 	  .venv-constraints/bin/python -m pip freeze --exclude-editable --exclude glas; } > constraints.txt
 	rm -rf .venv-constraints
@@ -53,6 +53,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/harvest.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/cluster_engines.py
+	$(BIN)/python bench/cluster.py
 
 # Quality of complaint/topic/place flagging on the real data (../shared/data) and the
 # hand-labelled VK comments (tests/data/vk_comment_labels.csv); prints figures.

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from crawler import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+LOGGERS = ("glas.daemon", "glas.run", "glas.cluster")  # glas's events, logged at info
 DEFAULT_SOURCES = "sources.yaml"
 DEFAULT_DB = "inbox.db"
 
@@ -199,6 +200,16 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from crawler.cluster import ClusterError, main
+
+    _check_privacy_key(_config(args))  # a broken file stops here, with every problem listed
+    try:
+        return main(args.sources, args.db, args.heartbeat, args.parallel)
+    except ClusterError as exc:
+        raise CliError(str(exc), EXIT_CONFIG) from None
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -210,6 +221,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     with _inbox(args, create=False) as inbox:
         health_rows = inbox.source_health(now)
+        cluster = _cluster_lines(inbox)
     report = assess(config, health_rows, now)
     trouble = any(h.state in TROUBLE for h in report)
     if args.json:
@@ -243,7 +255,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     late, oldest = backlog(config.sources, config.defaults, by_source, now)
     if late:
         print(f"backlog: {backlog_line(late, oldest)} (the harvester is not keeping up)")
+    for line in cluster:
+        print(line)
     return EXIT_FAILED if trouble else EXIT_OK
+
+
+def _cluster_lines(inbox: Any) -> list[str]:
+    """The workers and backlog of ``glas worker`` on a PostgreSQL inbox (none on SQLite)."""
+    if getattr(inbox, "dialect", "") != "postgresql":
+        return []
+    from crawler.cluster_status import lines
+
+    return lines(inbox.conn)
 
 
 def _when(value: Any, now: Any, *, ahead: bool = False) -> str:
@@ -814,6 +837,26 @@ def build_parser() -> argparse.ArgumentParser:
         "are killed (default 10)",
     )
 
+    p = command(
+        "worker",
+        cmd_worker,
+        "one of several harvesters sharing a PostgreSQL inbox (cluster mode), until stopped",
+    )
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="seconds between two heartbeats; a worker silent 3 times as long is taken for "
+        "dead and its collections are done again by the others (default 10)",
+    )
+    p.add_argument(
+        "--parallel",
+        type=_positive_int,
+        metavar="N",
+        help="collections this worker runs at once (default: defaults.parallel)",
+    )
+
     p = command("status", cmd_status, "health of every source: last run, failures, silence")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -905,7 +948,7 @@ def setup_logging(
     handler = _StderrHandler()
     handler.addFilter(RedactingFilter())  # first: no secret reaches a formatter
     if events < level:  # glas's events at info; other libraries' records at the usual level
-        handler.addFilter(lambda r: r.levelno >= level or r.name in ("glas.daemon", "glas.run"))
+        handler.addFilter(lambda r: r.levelno >= level or r.name in LOGGERS)
     handler.setLevel(events)  # Scrapy resets its loggers' levels; the handler has the last word
     if json_lines:
         from crawler.report import JsonFormatter
@@ -924,12 +967,13 @@ def setup_logging(
     # --debug everything.
     quiet = logging.DEBUG if debug else logging.WARNING if verbose else logging.CRITICAL + 1
     libraries = ("scrapy", "twisted", "py.warnings", "glas.hub", "asyncio")
+    libraries += ("procrastinate",)
     for name in libraries:
         logging.getLogger(name).setLevel(quiet)
     # Scrapy sets its loggers' levels again when a crawler starts: the handler decides too.
     handler.addFilter(lambda r: r.levelno >= quiet or not r.name.startswith(libraries))
     logging.getLogger("glas.collect").setLevel(logging.ERROR if level >= logging.WARNING else level)
-    for name in ("glas.daemon", "glas.run"):
+    for name in LOGGERS:
         logging.getLogger(name).setLevel(events)
     # APScheduler's own lines (job added, a run skipped while the last one goes on) are noise.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
@@ -940,7 +984,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(list(argv) if argv is not None else None)
     _resolve(args)
     setup_logging(
-        args.verbose, args.debug, json_lines=args.log_json, daemon=args.command == "daemon"
+        args.verbose,
+        args.debug,
+        json_lines=args.log_json,
+        daemon=args.command in ("daemon", "worker"),
     )
     from crawler.filemode import FileModeError, file_mode
     from storage import InboxError

@@ -14,6 +14,7 @@ source's :class:`Ingest`; before each batch it reads the rows changed since (by 
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -168,15 +169,20 @@ class Ingest:
         """Store buffered posts; save ``cursor`` with them when given.
 
         A stage returns the posts that go on; those it leaves out are stored unchanged
-        already. After storing, a stage with a ``stored`` method learns what was written.
+        already. A stage marked ``under_write_lock`` (the near-duplicates) runs last, inside
+        the write transaction: holding the inbox's write lock, it sees every post stored
+        before by any process, so two reports of one case stored at the same moment by two
+        harvesters (``glas worker`` on several machines) end in one case. After storing, a
+        stage with a ``stored`` method learns what was written.
         """
         posts, self.buffer = self.buffer, []
-        for stage in self.stages:
-            before = len(posts)
-            posts = stage(posts)
-            self.stored.unchanged += before - len(posts)
+        locked = [s for s in self.stages if getattr(s, "under_write_lock", False)]
+        posts = self._through([s for s in self.stages if s not in locked], posts)
         if posts or cursor is not None or self.title:
-            result = self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
+            transaction = getattr(self.inbox, "transaction", contextlib.nullcontext)
+            with transaction():
+                posts = self._through(locked, posts)
+                result = self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
             self.stored += result
             self.title = None  # stored: later batches need not send it again
             for stage in self.stages:
@@ -185,6 +191,13 @@ class Ingest:
                     learn(result)
         if cursor is not None:
             self.checkpoints += 1
+
+    def _through(self, stages: list[Stage], posts: list[Post]) -> list[Post]:
+        for stage in stages:
+            before = len(posts)
+            posts = stage(posts)
+            self.stored.unchanged += before - len(posts)
+        return posts
 
     def close(self) -> None:
         """Store what is left (the cursor stays where the last checkpoint put it)."""

@@ -14,7 +14,7 @@ import email.utils
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from scrapy.core.downloader import Downloader, Slot
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
@@ -151,13 +151,49 @@ class SiteThrottle(AutoThrottle):
         slot.delay = delay
 
 
+class SiteSlots(Protocol):
+    """Request slots shared beyond this process (:class:`crawler.cluster_limits.SharedPacer`)."""
+
+    def take(self, key: str, interval: float) -> float | None: ...
+
+
+_SHARED: list[SiteSlots] = []  # set by share_site_delays (glas worker): delays for the cluster
+
+
+def share_site_delays(slots: SiteSlots | None) -> None:
+    """Space the requests to a site with a delay by ``slots`` too (None: this process alone)."""
+    _SHARED[:] = [slots] if slots is not None else []
+
+
 class SlotDownloader(Downloader):
     """Scrapy's downloader, holding each site to its concurrency also without a delay.
 
     On the asyncio reactor Scrapy 2.19 counts a request as transferring only once its
     download task starts, so a site with no delay had every queued request sent at once;
-    here a request counts from the moment it leaves the site's queue.
+    here a request counts from the moment it leaves the site's queue. With
+    :func:`share_site_delays` (``glas worker``) a site's delay also holds between the
+    requests of every worker: each request to such a site first takes a turn from the
+    cluster's slots (reserved at once; the request goes when the turn comes).
     """
+
+    def _cluster_turn(self, slot: Slot, delay: float, now: float) -> bool:
+        """Whether the next request of ``slot`` may go now by the cluster's turns; if not,
+        the queue is looked at again when its reserved turn comes."""
+        key = str(slot.queue[0][0].meta.get("download_slot") or "")
+        turns: dict[str, float] = self.__dict__.setdefault("_glas_turns", {})
+        turn = turns.get(key)
+        if turn is not None and now - turn > delay:  # a turn its requests did not use: gone
+            turn = None
+        if turn is None:
+            wait = _SHARED[0].take(f"site:{key}", delay)
+            if wait is None or wait <= 0.001:  # the turn is now (or no database: pace alone)
+                return True
+            turn = turns[key] = now + wait
+        if now >= turn - 0.001:
+            del turns[key]
+            return True
+        slot.latercall = call_later(turn - now, self._latercall, slot)
+        return False
 
     def _process_queue(self, slot: Slot) -> None:
         if slot.latercall:
@@ -168,6 +204,8 @@ class SlotDownloader(Downloader):
             penalty = delay - now + slot.lastseen
             if penalty > 0:
                 slot.latercall = call_later(penalty, self._latercall, slot)
+                return
+            if _SHARED and slot.queue and not self._cluster_turn(slot, delay, now):
                 return
         while slot.queue and slot.free_transfer_slots() > 0:
             slot.lastseen = now

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from rapidfuzz import fuzz
@@ -55,6 +55,10 @@ CHUNK = 2000  # stored rows signed at a time when rebuilding (numpy's arrays sta
 
 class NearDuplicates:
     """A pipeline stage (a callable on a batch of posts) with its index of recent posts."""
+
+    # Run inside the write transaction (crawler.pipeline.Ingest.flush): the index catches up
+    # with every post stored before, whichever process stored it.
+    under_write_lock: ClassVar[bool] = True
 
     def __init__(self, settings: DedupeSettings | None = None, recent: Recent | None = None):
         self.settings = settings or DedupeSettings()

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import jconfig
 import requests
@@ -100,6 +100,20 @@ class _TokenState:
 
 _STATES: dict[str, _TokenState] = {}
 _STATES_LOCK = threading.Lock()
+
+
+class Pacer(Protocol):
+    """Request slots shared beyond this process (:class:`crawler.cluster_limits.SharedPacer`)."""
+
+    def wait(self, key: str, interval: float) -> bool: ...
+
+
+_PACER: list[Pacer] = []  # set by share_limits: glas worker's limits hold for the cluster
+
+
+def share_limits(pacer: Pacer | None) -> None:
+    """Pace every token's requests with ``pacer`` too (None: this process alone)."""
+    _PACER[:] = [pacer] if pacer is not None else []
 
 
 def _state(token: Token) -> _TokenState:
@@ -226,9 +240,16 @@ class _Sender:
                 self.dispatcher.send(self, chosen)
 
     def _pace(self) -> None:
-        """Wait for this token's next slot (shared by every sender of the same token)."""
+        """Wait for this token's next slot (shared by every sender of the same token, and
+        with :func:`share_limits` by every worker of the cluster)."""
         state = _state(self.token)
         with state.lock:
+            if _PACER:
+                from crawler.cluster_limits import key_of
+
+                if _PACER[0].wait(key_of("vk", self.token.value), MIN_INTERVAL):
+                    state.next_at = time.monotonic() + MIN_INTERVAL
+                    return
             wait = state.next_at - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
