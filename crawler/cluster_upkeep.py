@@ -16,12 +16,10 @@ from typing import Any
 
 from crawler import cluster_db
 from crawler.schedule import first_due
-from storage import open_inbox
 
 log = logging.getLogger("glas.cluster")
 PRUNE_EVERY = 600.0  # seconds between two deletions of finished jobs
 KEEP_HOURS = 1  # finished jobs are kept this long (the runs table keeps the history)
-DELIVER_EVERY = 2.0  # seconds between two looks at the webhook outbox
 
 
 class Upkeep:
@@ -63,26 +61,11 @@ class Upkeep:
             await asyncio.sleep(self.heartbeat)
 
     def _deliver(self) -> None:
-        """A thread: send due webhook deliveries over a connection of its own (each is
-        claimed with a lease, so every worker may deliver; none is sent twice)."""
-        from crawler.webhooks import deliver_due
+        """A thread: send due webhook deliveries (:func:`crawler.webhooks.keep_delivering`:
+        every worker may deliver; none is sent twice)."""
+        from crawler.webhooks import keep_delivering
 
-        inbox = None
-        while not self.done.is_set():
-            hooks = self.harvester.config.webhooks
-            if hooks:
-                try:
-                    inbox = inbox or open_inbox(self.db)
-                    deliver_due(inbox, hooks)
-                except Exception as exc:
-                    log.warning("webhooks: delivering failed: %s", exc)
-                    with contextlib.suppress(Exception):
-                        inbox.close()  # type: ignore[union-attr]
-                    inbox = None
-            self.done.wait(DELIVER_EVERY)
-        if inbox is not None:
-            with contextlib.suppress(Exception):
-                inbox.close()
+        keep_delivering(self.db, lambda: self.harvester.config.webhooks, self.done.wait)
 
     async def _schedule(self) -> None:
         """Queue every enabled source without a job, at its first due time."""

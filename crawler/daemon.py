@@ -58,7 +58,6 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # holds crawler/: what wo
 POLL = 2.0  # seconds between checks of sources.yaml
 BACKLOG_CHECK = 5.0  # seconds between two looks at how late the queue is
 BACKLOG_EVERY = 60.0  # seconds between two backlog lines while collections stay late
-DELIVER_EVERY = 2.0  # seconds between two looks at the webhook outbox
 MEMORY_EVERY = 5.0  # seconds between two readings of the workers' memory
 STUCK_GRACE = 30.0  # seconds past run_limit before a worker is taken for stuck and killed
 DRAIN_LIMIT = 60.0  # seconds a worker being replaced may take to finish its collections
@@ -224,27 +223,17 @@ class Daemon:
         return 0
 
     def _deliver(self) -> None:
-        """A thread: send due alerts to the webhooks of the current config, continuously,
-        over a connection of its own (the outbox is in the inbox: nothing is lost when the
-        daemon stops meanwhile)."""
-        from crawler.webhooks import deliver_due
+        """A thread: send due alerts to the webhooks of the current config, continuously."""
+        from crawler.webhooks import keep_delivering
 
-        inbox = None
-        while not self.stopping:
-            hooks = self.config.webhooks if self.config is not None else []
-            if hooks:
-                try:
-                    inbox = inbox or open_inbox(self.db)
-                    deliver_due(inbox, hooks)
-                except Exception as exc:
-                    log.warning("webhooks: delivering failed: %s", exc)
-                    with contextlib.suppress(Exception):
-                        inbox.close()  # type: ignore[union-attr]
-                    inbox = None
-            time.sleep(DELIVER_EVERY)
-        if inbox is not None:
-            with contextlib.suppress(Exception):
-                inbox.close()
+        def wait(seconds: float) -> bool:
+            time.sleep(seconds)
+            return self.stopping
+
+        if not self.stopping:
+            keep_delivering(
+                self.db, lambda: self.config.webhooks if self.config is not None else [], wait
+            )
 
     def _on_stop(self, signum: int, frame: Any) -> None:
         if self.stopping:

@@ -13,11 +13,13 @@ that honours the key sees the alert once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -135,3 +137,37 @@ def post(hook: Webhook, body: dict[str, Any]) -> tuple[int | None, str | None]:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         return None, redact(f"{type(exc).__name__}: {reason}")
+
+
+DELIVER_EVERY = 2.0  # seconds between two looks at the webhook outbox
+
+
+def keep_delivering(
+    db: str, webhooks: Callable[[], list[Webhook]], wait: Callable[[float], bool]
+) -> None:
+    """Send due deliveries to the ``webhooks()`` of the moment every :data:`DELIVER_EVERY`
+    seconds, over an inbox connection of its own (opened again after a failure), until
+    ``wait(seconds)`` says to stop. For a thread of the daemon or of a ``glas worker``: the
+    outbox is in the inbox, so nothing is lost when the process stops meanwhile, and each
+    delivery is claimed with a lease, so processes that all deliver send none twice."""
+    from storage import open_inbox
+
+    inbox = None
+    try:
+        while True:
+            hooks = webhooks()
+            if hooks:
+                try:
+                    inbox = inbox or open_inbox(db)
+                    deliver_due(inbox, hooks)
+                except Exception as exc:
+                    log.warning("webhooks: delivering failed: %s", exc)
+                    with contextlib.suppress(Exception):
+                        inbox.close()  # type: ignore[union-attr]
+                    inbox = None
+            if wait(DELIVER_EVERY):
+                return
+    finally:
+        if inbox is not None:
+            with contextlib.suppress(Exception):
+                inbox.close()
