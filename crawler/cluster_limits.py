@@ -53,17 +53,9 @@ class SharedPacer:
 
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
-            import psycopg
+            from crawler.lock import control_connection
 
-            from crawler.lock import _holder_name
-            from storage.postgres import CONNECT_TIMEOUT
-
-            self._conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT,
-                application_name=_holder_name(),
-            )
+            self._conn = control_connection(self.url)
         return self._conn
 
     def take(self, key: str, interval: float) -> float | None:

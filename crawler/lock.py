@@ -168,6 +168,18 @@ def _advisory_key(name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def control_connection(url: str) -> Any:
+    """A PostgreSQL connection of this process for locks and counters: autocommit, named
+    after the process in ``pg_stat_activity``."""
+    import psycopg
+
+    from storage.postgres import CONNECT_TIMEOUT
+
+    return psycopg.connect(
+        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name=_holder_name()
+    )
+
+
 def _holder_name() -> str:
     """What a lock holder calls itself in ``pg_stat_activity.application_name``."""
     return f"glas pid {os.getpid()} on {socket.gethostname()}"[:63]
@@ -183,16 +195,7 @@ class AdvisoryLocks:
 
     def _connection(self) -> Any:
         if self._conn is None:
-            import psycopg
-
-            from storage.postgres import CONNECT_TIMEOUT
-
-            self._conn = psycopg.connect(
-                self.url,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT,
-                application_name=_holder_name(),
-            )
+            self._conn = control_connection(self.url)
         return self._conn
 
     def _try(self, name: str) -> bool:
