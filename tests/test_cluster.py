@@ -421,3 +421,26 @@ def test_a_site_s_delay_holds_for_the_whole_cluster(
     busiest = max(sum(t <= u < t + 0.85 for u in times) for t in times)
     assert busiest <= 3, busiest
     assert (len(times) - 1) / (times[-1] - times[0]) <= 1 / 0.3 + 0.1
+
+
+def test_a_site_s_concurrency_holds_for_the_whole_cluster(
+    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
+) -> None:
+    """12 feeds on one site with ``concurrency: 1``, each answering in 0.3 s, three workers:
+    the site has at most one request in flight at any moment, whichever worker sends it
+    (2 or 3 at once without the cluster's flights: one per worker, in three runs)."""
+    ids = feeds(replay, 12, delay=0.3)
+    sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="1h", parallel=30)
+    text = sources.read_text(encoding="utf-8").replace(
+        "{concurrency: 24, delay: 0s, collections: 100}", "{concurrency: 1, delay: 0s}"
+    )
+    sources.write_text(text, encoding="utf-8")
+    workers.start(3, "--sources", str(sources), "--parallel", "4")
+    workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 40)
+    ends = workers.stop()
+    assert [code for code, _ in ends] == [0, 0, 0], ends
+    pids = query(pg_url, "SELECT count(DISTINCT pid) FROM runs WHERE status = 'ok'")[0][0]
+    assert pids >= 2  # the feeds were shared, so the site's flights were too
+    assert len(replay.requests) >= len(ids)
+    assert replay.peak_in_flight == 1
+    assert not query(pg_url, "SELECT id FROM glas_flights")  # every flight given back
