@@ -444,3 +444,40 @@ def test_a_site_s_concurrency_holds_for_the_whole_cluster(
     assert len(replay.requests) >= len(ids)
     assert replay.peak_in_flight == 1
     assert not query(pg_url, "SELECT id FROM glas_flights")  # every flight given back
+
+
+def test_a_site_s_flights_are_given_back_expire_and_fall_back_without_a_database(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The flights of two workers (two pacers): at most ``limit`` live, free again when
+    landed or when their lease ends (a SIGKILLed worker's); no database: None, said once."""
+    import psycopg
+
+    from crawler.cluster_limits import FLIGHTS_SQL, SharedPacer
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(FLIGHTS_SQL)
+    a, b = SharedPacer(pg_url), SharedPacer(pg_url)
+    try:
+        first = a.board("site:example.ru", 2, lease=30)
+        second = b.board("site:example.ru", 2, lease=0.3)
+        assert first and second
+        assert a.board("site:example.ru", 2, lease=30) == 0  # both taken
+        assert b.board("site:other.ru", 2, lease=30)  # another site: its own
+        a.land(first)
+        third = b.board("site:example.ru", 2, lease=30)
+        assert third
+        assert a.board("site:example.ru", 2, lease=30) == 0
+        time.sleep(0.4)  # the flight of 0.3 s is dead: its holder was killed
+        assert a.board("site:example.ru", 2, lease=30)
+    finally:
+        a.close()
+        b.close()
+    assert not query(pg_url, "SELECT id FROM glas_flights")  # closing gives back the rest
+    gone = SharedPacer("postgresql://glas@127.0.0.1:1/none?connect_timeout=1")
+    assert gone.board("site:example.ru", 2, lease=30) is None
+    assert gone.board("site:example.ru", 2, lease=30) is None
+    gone.land(1)
+    gone.close()
+    said = [r for r in caplog.records if "shared request limits unavailable" in r.message]
+    assert len(said) == 1
