@@ -181,10 +181,10 @@ class SlotDownloader(Downloader):
     download task starts, so a site with no delay had every queued request sent at once;
     here a request counts from the moment it leaves the site's queue. With
     :func:`share_site_limits` (``glas worker``) a site's limits also hold for every worker
-    together: each request to a site with a delay first takes a turn from the cluster's
-    slots (reserved at once; the request goes when the turn comes), and each request takes
-    one of the site's ``concurrency`` flights of the cluster before it leaves the queue (all
-    taken: the queue is looked at again in :data:`FLIGHT_WAIT`), given back when it ends.
+    together: each request first takes one of the site's ``concurrency`` flights of the
+    cluster (all taken: the queue is looked at again in :data:`FLIGHT_WAIT`), given back when
+    its download ends; a request to a site with a delay then takes a turn from the cluster's
+    slots (reserved at once; the request goes when the turn comes).
     """
 
     def __init__(self, crawler: Crawler) -> None:
@@ -210,10 +210,19 @@ class SlotDownloader(Downloader):
         slot.latercall = call_later(turn - now, self._latercall, slot)
         return False
 
+    def _cleared(self, slot: Slot, delay: float, now: float) -> bool:
+        """Whether the next request of ``slot`` may leave by the cluster's limits: one of the
+        site's flights (kept while it waits), then, for a site with a delay, its turn (so a
+        worker waiting for a flight reserves no turns meanwhile)."""
+        return self._board(slot) and (not delay or self._cluster_turn(slot, delay, now))
+
     def _board(self, slot: Slot) -> bool:
-        """Whether the next request of ``slot`` has a flight of the cluster (taken now; no
-        database: the worker's own limit holds); if not, the queue is looked at again soon."""
+        """Whether the next request of ``slot`` has a flight of the cluster (taken now if
+        not yet; no database: the worker's own limit holds); if not, the queue is looked at
+        again soon."""
         request = slot.queue[0][0]
+        if request in self._flights:
+            return True
         key = str(request.meta.get("download_slot") or "")
         timeout = request.meta.get("download_timeout") or self.settings.getfloat("DOWNLOAD_TIMEOUT")
         lease = float(timeout) + LEASE_MARGIN
@@ -235,10 +244,8 @@ class SlotDownloader(Downloader):
             if penalty > 0:
                 slot.latercall = call_later(penalty, self._latercall, slot)
                 return
-            if _SHARED and slot.queue and not self._cluster_turn(slot, delay, now):
-                return
         while slot.queue and slot.free_transfer_slots() > 0:
-            if _SHARED and not self._board(slot):
+            if _SHARED and not self._cleared(slot, delay, now):
                 return
             slot.lastseen = now
             request, queue_dfd = slot.queue.popleft()
