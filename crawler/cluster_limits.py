@@ -9,11 +9,14 @@ of their own and without a lease. The key of a token is a hash of it: no secret 
 database.
 
 A limit of ``concurrency`` requests in flight at once to a site (``site:<host>``) is held by
-the rows of ``glas_flights``, one per request in flight. Taking a flight is one short
-transaction serialised per key (a transaction advisory lock on the key's hash): the key's dead
-flights are deleted and a row is inserted only if fewer than ``concurrency`` are live; the
+the rows of ``glas_flights``, one per request in flight. Taking a flight is one call of
+``glas_board``, serialised per key (a transaction advisory lock on the key's hash): the key's
+dead rows are deleted and a flight inserted only if fewer than ``concurrency`` are live; the
 request's end deletes it. A flight older than its lease (the download timeout and a margin)
-is dead: the flights of a SIGKILLed worker expire on their own.
+is dead: the flights of a SIGKILLed worker expire on their own. A worker refused a flight
+keeps its place in the site's line (a ``waiting`` row, renewed by each ask, dead after
+:data:`WAITING_LEASE`): a free flight goes to the workers waiting longest first, so a worker
+whose request just ended cannot take its flight back over and over while others wait.
 
 On a lost connection the pacer says so once and falls back to the process's own pacing
 (the caller's): a limit per worker instead of per cluster until the database is back.
@@ -43,27 +46,53 @@ ON CONFLICT (key) DO UPDATE
 SET next_at = greatest(s.next_at, clock_timestamp()) + make_interval(secs => %(interval)s)
 RETURNING CAST(extract(epoch FROM s.next_at - clock_timestamp()) AS float8) - %(interval)s
 """
-FLIGHTS_SQL = """
+FLIGHT_LOCK = 0x676C6173  # "glas": the two-key advisory locks of flights, hashtext(key) second
+WAITING_LEASE = 1.0  # seconds a worker keeps its place in a site's line without asking again
+FLIGHTS_SQL = f"""
 CREATE TABLE IF NOT EXISTS glas_flights (
     id bigserial PRIMARY KEY,
     key text NOT NULL,
     holder text NOT NULL,
+    waiting boolean NOT NULL,
     taken_at timestamptz NOT NULL,
     lease_until timestamptz NOT NULL
 );
-CREATE INDEX IF NOT EXISTS glas_flights_key ON glas_flights (key)"""
-FLIGHT_LOCK = 0x676C6173  # "glas": the two-key advisory locks of flights, hashtext(key) second
-BOARD_SQL = """
-WITH dead AS (
-    DELETE FROM glas_flights WHERE key = %(key)s AND lease_until < clock_timestamp()
-)
-INSERT INTO glas_flights (key, holder, taken_at, lease_until)
-SELECT %(key)s, %(holder)s, clock_timestamp(),
-       clock_timestamp() + make_interval(secs => %(lease)s)
-WHERE (SELECT count(*) FROM glas_flights
-       WHERE key = %(key)s AND lease_until >= clock_timestamp()) < %(limit)s
-RETURNING id
-"""
+CREATE INDEX IF NOT EXISTS glas_flights_key ON glas_flights (key);
+CREATE OR REPLACE FUNCTION glas_board(
+    p_key text, p_holder text, p_limit integer, p_lease float8, p_wait float8
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    moment timestamptz;
+    since timestamptz;
+    flying integer;
+    ahead integer;
+    taken bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock({FLIGHT_LOCK}, hashtext(p_key));
+    moment := clock_timestamp();
+    DELETE FROM glas_flights WHERE key = p_key AND lease_until < moment;
+    SELECT taken_at INTO since FROM glas_flights
+    WHERE key = p_key AND holder = p_holder AND waiting;
+    SELECT count(*) FILTER (WHERE NOT waiting),
+           count(*) FILTER (WHERE waiting AND holder <> p_holder
+                            AND taken_at < coalesce(since, 'infinity'))
+    INTO flying, ahead FROM glas_flights WHERE key = p_key;
+    IF flying + ahead < p_limit THEN
+        DELETE FROM glas_flights WHERE key = p_key AND holder = p_holder AND waiting;
+        INSERT INTO glas_flights (key, holder, waiting, taken_at, lease_until)
+        VALUES (p_key, p_holder, false, moment, moment + make_interval(secs => p_lease))
+        RETURNING id INTO taken;
+        RETURN taken;
+    END IF;
+    IF since IS NULL THEN
+        INSERT INTO glas_flights (key, holder, waiting, taken_at, lease_until)
+        VALUES (p_key, p_holder, true, moment, moment + make_interval(secs => p_wait));
+    ELSE
+        UPDATE glas_flights SET lease_until = moment + make_interval(secs => p_wait)
+        WHERE key = p_key AND holder = p_holder AND waiting;
+    END IF;
+    RETURN 0;
+END $$"""
 
 
 def key_of(kind: str, secret: str) -> str:
@@ -75,8 +104,11 @@ def key_of(kind: str, secret: str) -> str:
 class SharedPacer:
     """Hands out request slots of the cluster, on a connection of its own."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, holder: str | None = None) -> None:
+        from crawler.lock import _holder_name
+
         self.url = url
+        self.holder = holder or _holder_name()  # who holds its flights: this process
         self._conn: Any = None
         self._lock = threading.Lock()
         self._failed = False
@@ -114,17 +146,18 @@ class SharedPacer:
         return self._ask(slot)
 
     def board(self, key: str, limit: int, lease: float) -> int | None:
-        """Take a flight of ``key`` if fewer than ``limit`` are live: its id, to give to
-        :meth:`land`; 0 when all are taken; None when the database could not be asked (the
-        caller holds its own limit). The flight is dead after ``lease`` seconds."""
-        from crawler.lock import _holder_name
+        """Take a flight of ``key`` if fewer than ``limit`` are live and no worker waiting
+        longer wants it: its id, to give to :meth:`land`; 0 when none is free (this worker
+        keeps its place in line if it asks again within :data:`WAITING_LEASE`); None when
+        the database could not be asked (the caller holds its own limit). The flight is dead
+        after ``lease`` seconds."""
 
         def flight(conn: Any) -> int:
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (FLIGHT_LOCK, key))
-                params = {"key": key, "holder": _holder_name(), "lease": lease, "limit": limit}
-                row = conn.execute(BOARD_SQL, params).fetchone()
-            return int(row[0]) if row else 0
+            row = conn.execute(
+                "SELECT glas_board(%s, %s, %s, %s, %s)",
+                (key, self.holder, limit, lease, WAITING_LEASE),
+            ).fetchone()
+            return int(row[0])
 
         return self._ask(flight)
 
@@ -145,12 +178,10 @@ class SharedPacer:
 
     def close(self) -> None:
         """Give back the flights still held and close the connection."""
-        from crawler.lock import _holder_name
-
         if self._conn is not None:
             self._ask(
                 lambda conn: conn.execute(
-                    "DELETE FROM glas_flights WHERE holder = %s", (_holder_name(),)
+                    "DELETE FROM glas_flights WHERE holder = %s", (self.holder,)
                 )
             )
         with self._lock:

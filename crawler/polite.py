@@ -165,7 +165,7 @@ class SiteSlots(Protocol):
 
 
 _SHARED: list[SiteSlots] = []  # set by share_site_limits (glas worker): limits of the cluster
-FLIGHT_WAIT = 0.15  # seconds before a site with every flight taken is asked again
+FLIGHT_WAIT = 0.1  # seconds before a site with every flight taken is asked again
 LEASE_MARGIN = 30.0  # seconds a flight outlives its request's download timeout
 
 

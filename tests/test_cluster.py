@@ -450,25 +450,26 @@ def test_a_site_s_flights_are_given_back_expire_and_fall_back_without_a_database
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The flights of two workers (two pacers): at most ``limit`` live, free again when
-    landed or when their lease ends (a SIGKILLed worker's); no database: None, said once."""
+    landed or when their lease ends (a SIGKILLed worker's), a free one to the worker waiting
+    longest, not to the one that just landed; no database: None, said once."""
     import psycopg
 
     from crawler.cluster_limits import FLIGHTS_SQL, SharedPacer
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(FLIGHTS_SQL)
-    a, b = SharedPacer(pg_url), SharedPacer(pg_url)
+    a, b = SharedPacer(pg_url, holder="worker a"), SharedPacer(pg_url, holder="worker b")
     try:
         first = a.board("site:example.ru", 2, lease=30)
         second = b.board("site:example.ru", 2, lease=0.3)
         assert first and second
-        assert a.board("site:example.ru", 2, lease=30) == 0  # both taken
-        assert b.board("site:other.ru", 2, lease=30)  # another site: its own
+        assert b.board("site:example.ru", 2, lease=30) == 0  # both taken: b waits in line
+        assert a.board("site:other.ru", 2, lease=30)  # another site: its own flights
         a.land(first)
-        third = b.board("site:example.ru", 2, lease=30)
-        assert third
-        assert a.board("site:example.ru", 2, lease=30) == 0
-        time.sleep(0.4)  # the flight of 0.3 s is dead: its holder was killed
+        assert a.board("site:example.ru", 2, lease=30) == 0  # b has waited longer
+        assert b.board("site:example.ru", 2, lease=30)
+        assert a.board("site:example.ru", 2, lease=30) == 0  # both taken again: a waits
+        time.sleep(0.4)  # b's flight of 0.3 s is dead: as if b had been killed
         assert a.board("site:example.ru", 2, lease=30)
     finally:
         a.close()
