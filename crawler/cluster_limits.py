@@ -48,6 +48,7 @@ RETURNING CAST(extract(epoch FROM s.next_at - clock_timestamp()) AS float8) - %(
 """
 FLIGHT_LOCK = 0x676C6173  # "glas": the two-key advisory locks of flights, hashtext(key) second
 WAITING_LEASE = 1.0  # seconds a worker keeps its place in a site's line without asking again
+RETRY_AFTER = 5.0  # seconds without asking the database after it failed to answer
 FLIGHTS_SQL = f"""
 CREATE TABLE IF NOT EXISTS glas_flights (
     id bigserial PRIMARY KEY,
@@ -102,7 +103,7 @@ def key_of(kind: str, secret: str) -> str:
 
 
 class SharedPacer:
-    """Hands out request slots of the cluster, on a connection of its own."""
+    """Hands out the cluster's request slots and flights, on a connection of its own."""
 
     def __init__(self, url: str, holder: str | None = None) -> None:
         from crawler.lock import _holder_name
@@ -112,6 +113,7 @@ class SharedPacer:
         self._conn: Any = None
         self._lock = threading.Lock()
         self._failed = False
+        self._retry_at = 0.0
 
     def _connection(self) -> Any:
         if self._conn is None or self._conn.closed:
@@ -122,7 +124,10 @@ class SharedPacer:
 
     def _ask(self, work: Callable[[Any], T]) -> T | None:
         """``work(connection)`` under the lock; None when the database could not be asked
-        (said once until it answers again)."""
+        (said once until it answers again; after a failure asked again only after
+        :data:`RETRY_AFTER`, so that a dead server does not hold up every request)."""
+        if self._failed and time.monotonic() < self._retry_at:
+            return None
         try:
             with self._lock:
                 done = work(self._connection())
@@ -130,6 +135,7 @@ class SharedPacer:
             if not self._failed:
                 log.warning("shared request limits unavailable, pacing alone: %s", exc)
             self._failed = True
+            self._retry_at = time.monotonic() + RETRY_AFTER
             self._conn = None
             return None
         self._failed = False
