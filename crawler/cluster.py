@@ -114,7 +114,7 @@ class ClusterWorker(Upkeep):
         await asyncio.to_thread(cluster_db.ensure_schema, self.control, _apply_procrastinate)
         pacer = SharedPacer(self.db)
         vk_client.share_limits(pacer)  # VK's 3 requests a second per token, for the cluster
-        polite.share_site_delays(pacer)  # and each site's delay between two requests
+        polite.share_site_limits(pacer)  # and each site's delay and concurrency
         async with self.app.open_async():
             with open_inbox(self.db) as inbox, source_locks(self.db) as locks:
                 self.harvester = Harvester(self.config, inbox, locks=locks)
@@ -153,7 +153,7 @@ class ClusterWorker(Upkeep):
                 await asyncio.to_thread(delivering.join, 30)
                 await self.harvester.close()
         vk_client.share_limits(None)
-        polite.share_site_delays(None)
+        polite.share_site_limits(None)
         pacer.close()
         self.control.close()
         log.info("worker stopped (pid %d)", os.getpid())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from crawler.cluster_limits import SLOTS_SQL
+from crawler.cluster_limits import FLIGHTS_SQL, SLOTS_SQL
 from crawler.lock import _advisory_key
 
 QUEUE = "glas-collect"  # the Procrastinate queue of collections
@@ -31,7 +31,7 @@ CREATE TABLE IF NOT EXISTS glas_cluster_workers (
 
 def ensure_schema(conn: Any, apply_procrastinate: Any) -> None:
     """Create Procrastinate's schema (once: workers starting together take turns under an
-    advisory lock), Glas's worker table and the shared request slots.
+    advisory lock), Glas's worker table, the shared request slots and flights.
     ``apply_procrastinate(conn)`` runs the Procrastinate schema on ``conn``."""
     key = _advisory_key("cluster-schema")
     conn.execute("SELECT pg_advisory_lock(%s)", (key,))
@@ -41,6 +41,7 @@ def ensure_schema(conn: Any, apply_procrastinate: Any) -> None:
             apply_procrastinate(conn)
         conn.execute(WORKERS_SQL)
         conn.execute(SLOTS_SQL)
+        conn.execute(FLIGHTS_SQL)
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 

@@ -16,15 +16,18 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from scrapy import signals
 from scrapy.core.downloader import Downloader, Slot
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.extensions.throttle import AutoThrottle
 from scrapy.http import Request, Response
 from scrapy.utils.asyncio import call_later
-from scrapy.utils.defer import _schedule_coro, maybe_deferred_to_future
+from scrapy.utils.defer import _process_pending_io, _schedule_coro, maybe_deferred_to_future
 from scrapy.utils.response import response_status_message
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
     from crawler.config import Defaults
 
 log = logging.getLogger("glas.scrapy")
@@ -152,16 +155,22 @@ class SiteThrottle(AutoThrottle):
 
 
 class SiteSlots(Protocol):
-    """Request slots shared beyond this process (:class:`crawler.cluster_limits.SharedPacer`)."""
+    """Request limits shared beyond this process (:class:`crawler.cluster_limits.SharedPacer`)."""
 
     def take(self, key: str, interval: float) -> float | None: ...
 
+    def board(self, key: str, limit: int, lease: float) -> int | None: ...
 
-_SHARED: list[SiteSlots] = []  # set by share_site_delays (glas worker): delays for the cluster
+    def land(self, flight: int) -> None: ...
 
 
-def share_site_delays(slots: SiteSlots | None) -> None:
-    """Space the requests to a site with a delay by ``slots`` too (None: this process alone)."""
+_SHARED: list[SiteSlots] = []  # set by share_site_limits (glas worker): limits of the cluster
+FLIGHT_WAIT = 0.1  # seconds before a site with every flight taken is asked again
+LEASE_MARGIN = 30.0  # seconds a flight outlives its request's download timeout
+
+
+def share_site_limits(slots: SiteSlots | None) -> None:
+    """Hold each site's delay and concurrency with ``slots`` too (None: this process alone)."""
     _SHARED[:] = [slots] if slots is not None else []
 
 
@@ -171,29 +180,59 @@ class SlotDownloader(Downloader):
     On the asyncio reactor Scrapy 2.19 counts a request as transferring only once its
     download task starts, so a site with no delay had every queued request sent at once;
     here a request counts from the moment it leaves the site's queue. With
-    :func:`share_site_delays` (``glas worker``) a site's delay also holds between the
-    requests of every worker: each request to such a site first takes a turn from the
-    cluster's slots (reserved at once; the request goes when the turn comes).
+    :func:`share_site_limits` (``glas worker``) a site's limits also hold for every worker
+    together: each request first takes one of the site's ``concurrency`` flights of the
+    cluster (all taken: the queue is looked at again in :data:`FLIGHT_WAIT`), given back when
+    its download ends; a request to a site with a delay then takes a turn from the cluster's
+    slots (reserved at once; the request goes when the turn comes).
     """
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__(crawler)
+        self._turns: dict[str, float] = {}  # the cluster's turn reserved for each site
+        self._flights: dict[Request, int] = {}  # the cluster's flight of each request
 
     def _cluster_turn(self, slot: Slot, delay: float, now: float) -> bool:
         """Whether the next request of ``slot`` may go now by the cluster's turns; if not,
         the queue is looked at again when its reserved turn comes."""
         key = str(slot.queue[0][0].meta.get("download_slot") or "")
-        turns: dict[str, float] = self.__dict__.setdefault("_glas_turns", {})
-        turn = turns.get(key)
+        turn = self._turns.get(key)
         if turn is not None and now - turn > delay:  # a turn its requests did not use: gone
             turn = None
         if turn is None:
             wait = _SHARED[0].take(f"site:{key}", delay)
             if wait is None or wait <= 0.001:  # the turn is now (or no database: pace alone)
                 return True
-            turn = turns[key] = now + wait
+            turn = self._turns[key] = now + wait
         if now >= turn - 0.001:
-            del turns[key]
+            del self._turns[key]
             return True
         slot.latercall = call_later(turn - now, self._latercall, slot)
         return False
+
+    def _cleared(self, slot: Slot, delay: float, now: float) -> bool:
+        """Whether the next request of ``slot`` may leave by the cluster's limits: one of the
+        site's flights (kept while it waits), then, for a site with a delay, its turn (so a
+        worker waiting for a flight reserves no turns meanwhile)."""
+        return self._board(slot) and (not delay or self._cluster_turn(slot, delay, now))
+
+    def _board(self, slot: Slot) -> bool:
+        """Whether the next request of ``slot`` has a flight of the cluster (taken now if
+        not yet; no database: the worker's own limit holds); if not, the queue is looked at
+        again soon."""
+        request = slot.queue[0][0]
+        if request in self._flights:
+            return True
+        key = str(request.meta.get("download_slot") or "")
+        timeout = request.meta.get("download_timeout") or self.settings.getfloat("DOWNLOAD_TIMEOUT")
+        lease = float(timeout) + LEASE_MARGIN
+        flight = _SHARED[0].board(f"site:{key}", slot.concurrency, lease)
+        if flight == 0:
+            slot.latercall = call_later(FLIGHT_WAIT, self._latercall, slot)
+            return False
+        if flight:
+            self._flights[request] = flight
+        return True
 
     def _process_queue(self, slot: Slot) -> None:
         if slot.latercall:
@@ -205,9 +244,9 @@ class SlotDownloader(Downloader):
             if penalty > 0:
                 slot.latercall = call_later(penalty, self._latercall, slot)
                 return
-            if _SHARED and slot.queue and not self._cluster_turn(slot, delay, now):
-                return
         while slot.queue and slot.free_transfer_slots() > 0:
+            if _SHARED and not self._cleared(slot, delay, now):
+                return
             slot.lastseen = now
             request, queue_dfd = slot.queue.popleft()
             slot.transferring.add(request)  # counted now, not when its task starts
@@ -215,3 +254,31 @@ class SlotDownloader(Downloader):
             if delay:
                 self._process_queue(slot)
                 break
+
+    async def _download(self, slot: Slot, request: Request) -> Response:
+        """Scrapy 2.19's, giving the request's flight back before the queue is looked at
+        again (so that the site's next request of this worker can take it at once)."""
+        slot.transferring.add(request)
+        try:
+            response: Response = await self.handlers.download_request_async(request)
+            self.signals.send_catch_log(
+                signal=signals.response_downloaded,
+                response=response,
+                request=request,
+                spider=self.crawler.spider,
+            )
+            return response
+        except Exception:
+            await _process_pending_io()
+            raise
+        finally:
+            slot.transferring.remove(request)
+            flight = self._flights.pop(request, None)
+            if flight and _SHARED:
+                _SHARED[0].land(flight)
+            self._process_queue(slot)
+            self.signals.send_catch_log(
+                signal=signals.request_left_downloader,
+                request=request,
+                spider=self.crawler.spider,
+            )

@@ -421,3 +421,64 @@ def test_a_site_s_delay_holds_for_the_whole_cluster(
     busiest = max(sum(t <= u < t + 0.85 for u in times) for t in times)
     assert busiest <= 3, busiest
     assert (len(times) - 1) / (times[-1] - times[0]) <= 1 / 0.3 + 0.1
+
+
+def test_a_site_s_concurrency_holds_for_the_whole_cluster(
+    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
+) -> None:
+    """12 feeds on one site with ``concurrency: 1``, each answering in 0.3 s, three workers:
+    the site has at most one request in flight at any moment, whichever worker sends it
+    (2 or 3 at once without the cluster's flights: one per worker, in three runs)."""
+    ids = feeds(replay, 12, delay=0.3)
+    sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="1h", parallel=30)
+    text = sources.read_text(encoding="utf-8").replace(
+        "{concurrency: 24, delay: 0s, collections: 100}", "{concurrency: 1, delay: 0s}"
+    )
+    sources.write_text(text, encoding="utf-8")
+    workers.start(3, "--sources", str(sources), "--parallel", "4")
+    workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 40)
+    ends = workers.stop()
+    assert [code for code, _ in ends] == [0, 0, 0], ends
+    pids = query(pg_url, "SELECT count(DISTINCT pid) FROM runs WHERE status = 'ok'")[0][0]
+    assert pids >= 2  # the feeds were shared, so the site's flights were too
+    assert len(replay.requests) >= len(ids)
+    assert replay.peak_in_flight == 1
+    assert not query(pg_url, "SELECT id FROM glas_flights")  # every flight given back
+
+
+def test_a_site_s_flights_are_given_back_expire_and_fall_back_without_a_database(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The flights of two workers (two pacers): at most ``limit`` live, free again when
+    landed or when their lease ends (a SIGKILLed worker's), a free one to the worker waiting
+    longest, not to the one that just landed; no database: None, said once."""
+    import psycopg
+
+    from crawler.cluster_limits import FLIGHTS_SQL, SharedPacer
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(FLIGHTS_SQL)
+    a, b = SharedPacer(pg_url, holder="worker a"), SharedPacer(pg_url, holder="worker b")
+    try:
+        first = a.board("site:example.ru", 2, lease=30)
+        second = b.board("site:example.ru", 2, lease=0.3)
+        assert first and second
+        assert b.board("site:example.ru", 2, lease=30) == 0  # both taken: b waits in line
+        assert a.board("site:other.ru", 2, lease=30)  # another site: its own flights
+        a.land(first)
+        assert a.board("site:example.ru", 2, lease=30) == 0  # b has waited longer
+        assert b.board("site:example.ru", 2, lease=30)
+        assert a.board("site:example.ru", 2, lease=30) == 0  # both taken again: a waits
+        time.sleep(0.4)  # b's flight of 0.3 s is dead: as if b had been killed
+        assert a.board("site:example.ru", 2, lease=30)
+    finally:
+        a.close()
+        b.close()
+    assert not query(pg_url, "SELECT id FROM glas_flights")  # closing gives back the rest
+    gone = SharedPacer("postgresql://glas@127.0.0.1:1/none?connect_timeout=1")
+    assert gone.board("site:example.ru", 2, lease=30) is None
+    assert gone.board("site:example.ru", 2, lease=30) is None
+    gone.land(1)
+    gone.close()
+    said = [r for r in caplog.records if "shared request limits unavailable" in r.message]
+    assert len(said) == 1
