@@ -400,23 +400,32 @@ def test_workers_fire_a_surge_alert_and_deliver_it_once(
     assert rows == [(1, True)]
 
 
-def test_a_site_s_delay_holds_for_the_whole_cluster(
-    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
+def one_site_on_three_workers(
+    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str, ids: list[str], site: str
 ) -> None:
-    """16 feeds on one site with ``delay: 0.3s``, three workers: the requests reach the site
-    at most one per 0.3 s, whichever worker sends them."""
-    ids = feeds(replay, 16)
+    """Collect the feeds ``ids`` of one site with the ``site`` settings on three workers; the
+    feeds are shared among at least two of them (so are the site's limits)."""
     sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="1h", parallel=30)
-    text = sources.read_text(encoding="utf-8").replace(
-        "{concurrency: 24, delay: 0s, collections: 100}", "{concurrency: 4, delay: 0.3s}"
+    text = sources.read_text(encoding="utf-8")
+    sources.write_text(
+        text.replace("{concurrency: 24, delay: 0s, collections: 100}", site), encoding="utf-8"
     )
-    sources.write_text(text, encoding="utf-8")
     workers.start(3, "--sources", str(sources), "--parallel", "4")
     workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 40)
     ends = workers.stop()
     assert [code for code, _ in ends] == [0, 0, 0], ends
     pids = query(pg_url, "SELECT count(DISTINCT pid) FROM runs WHERE status = 'ok'")[0][0]
-    assert pids >= 2  # the feeds were shared, so the site's delay was too
+    assert pids >= 2
+
+
+def test_a_site_s_delay_holds_for_the_whole_cluster(
+    workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
+) -> None:
+    """16 feeds on one site with ``delay: 0.3s``, three workers: the requests reach the site
+    at most one per 0.3 s, whichever worker sends them."""
+    one_site_on_three_workers(
+        workers, tmp_path, replay, pg_url, feeds(replay, 16), "{concurrency: 4, delay: 0.3s}"
+    )
     times = sorted(r.time for r in replay.requests)
     busiest = max(sum(t <= u < t + 0.85 for u in times) for t in times)
     assert busiest <= 3, busiest
@@ -430,17 +439,7 @@ def test_a_site_s_concurrency_holds_for_the_whole_cluster(
     the site has at most one request in flight at any moment, whichever worker sends it
     (2 or 3 at once without the cluster's flights: one per worker, in three runs)."""
     ids = feeds(replay, 12, delay=0.3)
-    sources = sources_yaml(tmp_path / "sources.yaml", replay, ids, every="1h", parallel=30)
-    text = sources.read_text(encoding="utf-8").replace(
-        "{concurrency: 24, delay: 0s, collections: 100}", "{concurrency: 1, delay: 0s}"
-    )
-    sources.write_text(text, encoding="utf-8")
-    workers.start(3, "--sources", str(sources), "--parallel", "4")
-    workers.wait_until(lambda: collected(pg_url) >= set(ids), "every source collected", 40)
-    ends = workers.stop()
-    assert [code for code, _ in ends] == [0, 0, 0], ends
-    pids = query(pg_url, "SELECT count(DISTINCT pid) FROM runs WHERE status = 'ok'")[0][0]
-    assert pids >= 2  # the feeds were shared, so the site's flights were too
+    one_site_on_three_workers(workers, tmp_path, replay, pg_url, ids, "{concurrency: 1, delay: 0s}")
     assert len(replay.requests) >= len(ids)
     assert replay.peak_in_flight == 1
     assert not query(pg_url, "SELECT id FROM glas_flights")  # every flight given back
