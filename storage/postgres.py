@@ -82,7 +82,8 @@ class PostgresInbox(SqlInbox):
                 url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, options="-c TimeZone=UTC"
             )
         except psycopg.Error as exc:
-            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(exc).__name__
             raise InboxError(f"{self.url}: cannot connect to PostgreSQL ({reason})") from None
         utc_text, compact_json = _loaders()
         for name in ("timestamptz", "timestamp"):
