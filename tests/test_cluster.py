@@ -422,13 +422,15 @@ def test_a_site_s_delay_holds_for_the_whole_cluster(
     workers: Workers, tmp_path: Path, replay: ReplayServer, pg_url: str
 ) -> None:
     """16 feeds on one site with ``delay: 0.3s``, three workers: the requests reach the site
-    at most one per 0.3 s, whichever worker sends them."""
+    one per 0.3 s on the whole, whichever worker sends them (9 in 0.85 s without the shared
+    turns). A turn is kept on the server's clock; a worker slowed by a loaded machine may send
+    its request late, next to the following one on time: one more in a window, not three."""
     one_site_on_three_workers(
         workers, tmp_path, replay, pg_url, feeds(replay, 16), "{concurrency: 4, delay: 0.3s}"
     )
     times = sorted(r.time for r in replay.requests)
     busiest = max(sum(t <= u < t + 0.85 for u in times) for t in times)
-    assert busiest <= 3, busiest
+    assert busiest <= 4, busiest
     assert (len(times) - 1) / (times[-1] - times[0]) <= 1 / 0.3 + 0.1
 
 
