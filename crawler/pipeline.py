@@ -14,7 +14,6 @@ source's :class:`Ingest`; before each batch it reads the rows changed since (by 
 
 from __future__ import annotations
 
-import contextlib
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -179,8 +178,7 @@ class Ingest:
         locked = [s for s in self.stages if getattr(s, "under_write_lock", False)]
         posts = self._through([s for s in self.stages if s not in locked], posts)
         if posts or cursor is not None or self.title:
-            transaction = getattr(self.inbox, "transaction", contextlib.nullcontext)
-            with transaction():
+            with self.inbox.transaction():
                 posts = self._through(locked, posts)
                 result = self.inbox.store(self.source.id, posts, cursor=cursor, title=self.title)
             self.stored += result
