@@ -46,7 +46,7 @@ from crawler.cluster_limits import SharedPacer
 from crawler.cluster_upkeep import Upkeep
 from crawler.config import load_config
 from crawler.harvester import Harvester
-from crawler.lock import _holder_name, source_locks
+from crawler.lock import holder_name, source_locks
 from crawler.schedule import next_due
 from spiders import vk_client
 from storage import open_inbox
@@ -101,13 +101,13 @@ class ClusterWorker(Upkeep):
         self.config = load_config(self.sources)
         self.stamp = _stamp(self.sources)
         self.control = await asyncio.to_thread(
-            psycopg.connect, self.db, autocommit=True, application_name=_holder_name()
+            psycopg.connect, self.db, autocommit=True, application_name=holder_name()
         )
         connector = procrastinate.PsycopgConnector(
             conninfo=self.db,
             min_size=1,
             max_size=POOL,
-            kwargs={"application_name": _holder_name()},
+            kwargs={"application_name": holder_name()},
         )
         self.app = procrastinate.App(connector=connector)
         self.task = self.app.task(name=cluster_db.TASK, queue=cluster_db.QUEUE)(self.collect)

@@ -106,10 +106,10 @@ class SharedPacer:
     """Hands out the cluster's request slots and flights, on a connection of its own."""
 
     def __init__(self, url: str, holder: str | None = None) -> None:
-        from crawler.lock import _holder_name
+        from crawler.lock import holder_name
 
         self.url = url
-        self.holder = holder or _holder_name()  # who holds its flights: this process
+        self.holder = holder or holder_name()  # who holds its flights: this process
         self._conn: Any = None
         self._lock = threading.Lock()
         self._failed = False

@@ -176,11 +176,11 @@ def control_connection(url: str) -> Any:
     from storage.postgres import CONNECT_TIMEOUT
 
     return psycopg.connect(
-        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name=_holder_name()
+        url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, application_name=holder_name()
     )
 
 
-def _holder_name() -> str:
+def holder_name() -> str:
     """What a lock holder calls itself in ``pg_stat_activity.application_name``."""
     return f"glas pid {os.getpid()} on {socket.gethostname()}"[:63]
 
