@@ -87,6 +87,7 @@ class Dev:
         with DEV_LABELS.open(encoding="utf-8", newline="") as fh:
             labels = list(csv.DictReader(fh))
         texts = [comments[r["comment_id"]]["text"] for r in labels]
+        self.ids, self.texts = [r["comment_id"] for r in labels], texts
         self.officials = [comments[r["comment_id"]]["author_is_official"] == "True" for r in labels]
         self.threads = np.array([thread_of(comments[r["comment_id"]]) for r in labels])
         self.complaint = np.array([r["is_complaint"] == "1" for r in labels])
