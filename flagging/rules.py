@@ -48,7 +48,7 @@ class Flags:
     municipality: str | None
     # "rules": lexicons alone; "blend": the average of the lexicons' shares and the topic
     # model's probabilities; "model": the lexicons found no topic in a complaint, the model chose;
-    # "comments": the comment model chose (a resident's comment that is a complaint).
+    # "comments": the comment model chose (a resident's comment that is or may be a complaint).
     topic_source: str = "rules"
 
 
@@ -219,8 +219,9 @@ class Flagger:
         replies: Sequence[bool],
     ) -> set[int]:
         """Let the comment model judge residents' comments: complaint where the rules are
-        unsure, then the topic of complaints where the lexicons are unsure of it (when the topic
-        model is on: its probabilities are inputs). Returns the texts whose topics it set."""
+        unsure, then the topic of those that may be complaints where the lexicons are unsure of
+        it (when the topic model is on: its probabilities are inputs). Returns the texts whose
+        topics it set."""
         judge = self.comment_model
         assert judge is not None
         residents = [n for n, r in enumerate(replies) if r and not officials[n]]
@@ -238,6 +239,10 @@ class Flagger:
             for n in residents
             if judge.asks(out[n].complaint_score, out[n].official_score, False, True)
         ]
+        # The topic head names the topics of the comments that may be complaints: those the rules
+        # call complaints and those the complaint head judges, whatever it decides (a comment it
+        # calls no complaint keeps the topic a complaint would get: its best guess).
+        likely = {n for n in residents if out[n].is_complaint}.union(unsure)
         if unsure:
             matrix = judge.complaint_matrix(
                 [named[n] for n in unsure],
@@ -251,7 +256,7 @@ class Flagger:
         topical = [
             n
             for n in residents
-            if out[n].is_complaint and judge.asks_topic(out[n].topics, out[n].topic_scores)
+            if n in likely and judge.asks_topic(out[n].topics, out[n].topic_scores)
         ]
         if model is None or not topical:
             return set()
