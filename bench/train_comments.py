@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from bench.eval_flagging import macro_f1, prf  # noqa: E402
+from bench.eval_flagging import macro_f1, prf, thread_of  # noqa: E402
 from bench.train_flagging import sha256  # noqa: E402
 from flagging import learned  # noqa: E402
 from flagging.comment_model import (  # noqa: E402
@@ -52,6 +52,10 @@ from flagging.rules import Flagger, Flags  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 VK = DATA / "vk" / "vk_comments_spb_central.csv"
 DEV_LABELS = ROOT / "tests" / "data" / "vk_comment_dev_labels.csv"
+# Complaints written for the project (text and topic, tests/data/README.md): more examples of
+# the sectors residents' words blur (roof or yard snow, rubbish left or a dirty street, bars),
+# added to the topic head's training (every fold's, never judged on).
+WRITTEN = ROOT / "tests" / "data" / "vk_comment_topic_written.csv"
 COMPLAINT_C = 0.1  # inverse L2 strength of the complaint head
 TOPIC_C = 3.0  # of the topic head (10 cross-validates the same; the stronger prior is kept)
 BAND = (0.2, 0.8)  # rule scores the complaint head decides in
@@ -97,6 +101,15 @@ class Dev:
         table = m.probabilities_of_rows([m.rows_of_words(w) for _, w, _ in found])
         self.probs = [dict(zip(m.codes, p, strict=True)) for p in table]
         self.signals = sorted({name for n in self.named for name in n})
+        with WRITTEN.open(encoding="utf-8", newline="") as fh:
+            written = list(csv.DictReader(fh))
+        self.written_topic = np.array([r["topic"].strip() for r in written])
+        extra = [rules._flag_rules(r["text"], False) for r in written]
+        table = m.probabilities_of_rows([m.rows_of_words(w) for _, w, _ in extra])
+        self.written_shares = [f.topic_scores for f, _, _ in extra]
+        self.written_probs = [dict(zip(m.codes, p, strict=True)) for p in table]
+        self.written_vectors = WordVectors(self.projection).mean_unit([w for _, w, _ in extra])
+        self.threads = np.array([thread_of(comments[r["comment_id"]]) for r in labels])
         self.inputs = sorted(rules.labels)  # every topic code, "other" included
         self.rule_topic = np.array([f.topics[0] for f in self.flags])
         self.model_topic = np.array(
@@ -129,6 +142,11 @@ class Dev:
         shares = [f.topic_scores for f in self.flags]
         return complaint, empty.topic_matrix(shares, self.probs, self.vectors)
 
+    def written_matrix(self) -> np.ndarray:
+        """The topic head's inputs for the written complaints."""
+        empty = self.model((np.zeros(0), 0.0), ([], np.zeros(0), np.zeros(0)))
+        return empty.topic_matrix(self.written_shares, self.written_probs, self.written_vectors)
+
 
 def weight_difference(shipped: CommentModel, refit: CommentModel) -> float:
     """The largest difference between two models' weights (inf when their inputs differ)."""
@@ -152,9 +170,14 @@ def fit_complaint(matrix: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, f
     return fitted.coef_[0].astype(np.float32), float(fitted.intercept_[0])
 
 
-def fit_topic(matrix: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+def fit_topic(
+    matrix: np.ndarray, labels: np.ndarray, dev: Dev
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The topic head fitted on these complaints and the written ones."""
     from sklearn.linear_model import LogisticRegression
 
+    matrix = np.vstack([matrix, dev.written_matrix()])
+    labels = np.concatenate([labels, dev.written_topic])
     fitted = LogisticRegression(C=TOPIC_C, max_iter=5000).fit(matrix, labels)
     codes = [str(c) for c in fitted.classes_]
     return codes, fitted.coef_.T.astype(np.float32), fitted.intercept_.astype(np.float64)
@@ -177,8 +200,9 @@ def f1(labels: np.ndarray, guesses: list[bool]) -> dict[str, float]:
 
 def cross_validate(dev: Dev, complaint: np.ndarray, topic: np.ndarray) -> dict[str, object]:
     """Both heads fitted on four folds and judged on the fifth (fixed splits), against the
-    lexicons (and the topic model as fallback) alone."""
-    from sklearn.model_selection import KFold, StratifiedKFold
+    lexicons (and the topic model as fallback) alone. The topic head's folds keep each post's
+    comments together (grouped by thread: neighbours in a thread share words and problems)."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
 
     labels = dev.complaint
     residents = np.array([not o for o in dev.officials])
@@ -192,8 +216,8 @@ def cross_validate(dev: Dev, complaint: np.ndarray, topic: np.ndarray) -> dict[s
             guesses[i] = g
     topical = np.flatnonzero(labels)
     guessed = dev.model_topic[topical].copy()  # narrow sectors the lexicons name stand
-    for train, test in KFold(FOLDS, shuffle=True, random_state=0).split(topical):
-        codes, coef, intercept = fit_topic(topic[topical[train]], dev.topic[topical[train]])
+    for train, test in GroupKFold(FOLDS).split(topical, groups=dev.threads[topical]):
+        codes, coef, intercept = fit_topic(topic[topical[train]], dev.topic[topical[train]], dev)
         model = dev.model((np.zeros(0), 0.0), (codes, coef, intercept))
         broad = test[[dev.asks_topic(i) for i in topical[test]]]
         probs = model.topic_probabilities(topic[topical[broad]])
@@ -233,7 +257,8 @@ def main() -> int:
     complaint, topic = dev.matrices()
     topical = dev.complaint
     model = dev.model(
-        fit_complaint(complaint, dev.complaint), fit_topic(topic[topical], dev.topic[topical])
+        fit_complaint(complaint, dev.complaint),
+        fit_topic(topic[topical], dev.topic[topical], dev),
     )
     if args.check:
         diff = weight_difference(CommentModel.load(MODEL_DIR), model)
@@ -256,6 +281,11 @@ def main() -> int:
             "labels": {
                 "file": "tests/data/vk_comment_dev_labels.csv",
                 "sha256": sha256(DEV_LABELS),
+            },
+            "written": {
+                "file": "tests/data/vk_comment_topic_written.csv",
+                "sha256": sha256(WRITTEN),
+                "complaints": len(dev.written_topic),
             },
         },
         "comments": len(dev.flags),

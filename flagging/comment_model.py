@@ -38,7 +38,7 @@ MODEL_DIR = Path(__file__).resolve().parent / "model"
 DIM = 300  # navec vector size
 # Sectors whose lexicons overlap most in residents' words (snow on a yard, a roof or a pavement;
 # litter by the bins or on the lawn): the topic head chooses for comments the lexicons put here.
-BROAD = frozenset({"housing", "landscaping", "roads", "waste", "other"})
+BROAD = frozenset({"housing", "landscaping", "roads", "other"})
 SURE_SHARE = 0.5  # a broad sector with this share of the lexicons' evidence stands
 
 
