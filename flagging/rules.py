@@ -30,6 +30,9 @@ _WE = frozenset(
 EXTRA_SIGNALS = frozenset(
     {"short", "question", "length", "place_share", "digits", "reply_official", "reply_person", "we"}
 )
+# Evidence keys of a topic code: its terms ("topic.") and its routing terms ("route."), which
+# choose between sectors but are no complaint evidence (the complaint counts "topic." only).
+_TOPIC_KEYS = ("topic.", "route.")
 _ENDS_TE = re.compile(r"^.{3,}те$", re.MULTILINE)
 _POLITE = re.compile(r"(?<=[^.!?\n]\s)(?:Вы|Вас|Вам|Вами|Ваш[а-я]*)\b")
 
@@ -135,6 +138,11 @@ class Flagger:
             self.labels[code] = str(spec.get("label", code))
             for term, weight in lexicon.terms_of(spec, f"topics.{code}"):
                 self._add(term, f"topic.{code}", weight)
+            # Routing terms choose between sectors only: the complaint score does not count
+            # them ("снег убран", "урна" tell a yard from a roof or a bin in an answer too).
+            routing = {"terms": spec.get("routing"), "remove": spec.get("remove")}
+            for term, weight in lexicon.terms_of(routing, f"topics.{code}.routing"):
+                self._add(term, f"route.{code}", weight)
         self.labels.setdefault("other", "другое")
         self.topic_term_cap = float(topics.get("cap", 4))
         self.min_topic = float(topics.get("min_score", 0.25))
@@ -349,8 +357,8 @@ class Flagger:
         blanked = self._without_names(cleaned, tokens, located)
         if blanked is tokens:
             return hits
-        kept = [hit for hit in hits if not hit.key.startswith("topic.")]
-        return kept + [hit for hit in self.matcher.find(blanked) if hit.key.startswith("topic.")]
+        kept = [hit for hit in hits if not hit.key.startswith(_TOPIC_KEYS)]
+        return kept + [hit for hit in self.matcher.find(blanked) if hit.key.startswith(_TOPIC_KEYS)]
 
     def _without_names(self, cleaned: str, tokens: list[str], located: list[Located]) -> list[str]:
         """``tokens`` with names blanked: those of streets named with a type ("на Школьной
@@ -360,7 +368,7 @@ class Flagger:
         names some topic term could match are blanked: the others change no topic hit."""
 
         def wanted(word: str) -> bool:
-            return self.matcher.can_match(word, "topic.")
+            return self.matcher.can_match(word, "topic.") or self.matcher.can_match(word, "route.")
 
         names = {
             word
@@ -486,14 +494,18 @@ class Flagger:
                 out[key] = group.weight * min(total, group.cap)
                 if group.softened_by and group.softened_by in sums:
                     out[key] /= 2
-            elif key.startswith("topic."):
+            elif key.startswith(_TOPIC_KEYS):
                 out[key] = min(total, self.topic_term_cap)
             else:
                 out[key] = total
         return out
 
     def _topics(self, evidence: dict[str, float]) -> tuple[list[str], dict[str, float]]:
-        found = {k[6:]: v for k, v in evidence.items() if k.startswith("topic.") and v > 0}
+        found: dict[str, float] = {}
+        for key, value in evidence.items():
+            if key.startswith(_TOPIC_KEYS):  # a code's terms and its routing terms
+                found[key[6:]] = found.get(key[6:], 0.0) + value
+        found = {code: v for code, v in found.items() if v > 0}
         total = sum(found.values()) + 1.0
         scores = {code: round(v / total, 3) for code, v in found.items()}
         scores["other"] = round(scores.get("other", 0.0) + 1.0 / total, 3)

@@ -96,7 +96,7 @@ def test_probabilities_sum_to_one(model: TopicModel) -> None:
 @pytest.mark.parametrize(
     ("text", "code"),
     [
-        ("Все исписано и изрисовано, закрасьте!", "landscaping"),
+        ("Всё изрисовано, закрасьте!", "landscaping"),  # ("исписано": a routing term)
         ("Который день течёт, всё залило, помогите!", "housing"),
     ],
 )
@@ -125,7 +125,7 @@ def test_the_setting_chooses_how_the_model_is_used() -> None:
     def flagged(settings: FlaggingSettings, text: str) -> Post:
         return stage(settings)([Post(platform="vk", native_id="1", text=text)])[0]
 
-    mute = "Все исписано и изрисовано, закрасьте!"  # no lexicon topic
+    mute = "Всё изрисовано, закрасьте!"  # no lexicon topic
     assert flagged(FlaggingSettings(), mute).topics == ["landscaping"]
     assert flagged(FlaggingSettings(topic_model="blend"), mute).topics == ["landscaping"]
     assert flagged(FlaggingSettings(topic_model="off"), mute).topics == ["other"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +169,47 @@ def test_blanking_a_word_no_topic_term_can_match_changes_no_topic_hit(
                 checked += 1
     assert checked > 5_000 and kept > 500  # both kinds of words were seen
     assert matcher.can_match("школьной", "topic.") and not matcher.can_match("гагарина", "topic.")
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "not_code"),
+    [
+        ("С крыши свисает снег и лёд, вот-вот упадёт на людей во дворе", "housing", None),
+        ("На тротуаре снежная каша, никто не чистит", "landscaping", None),
+        ("В парадной не убирают уже месяц", "housing", "landscaping"),
+        ("Урна у дома переполнена", "waste", "landscaping"),
+        ("Кальянная в нашем доме работает несмотря на запрет", "trade", "safety"),
+        ("Реклама борделей на каждом столбе", "landscaping", None),
+    ],
+)
+def test_routing_terms_tell_neighbouring_sectors_apart(
+    rules: Flagger, text: str, code: str, not_code: str | None
+) -> None:
+    """TOPIC_GUIDE.md's boundaries: roof snow is housing, snow on a pavement landscaping,
+    entrance cleaning housing, bins waste, hookah bars businesses, pasted adverts landscaping."""
+    topics = rules.flag(text).topics
+    assert topics[0] == code and not_code not in topics
+
+
+def test_routing_terms_count_for_the_topic_but_not_the_complaint(tmp_path: Path) -> None:
+    text = "Самокаты бросают где попало"
+    routed, termed = tmp_path / "routed.yaml", tmp_path / "termed.yaml"
+    routed.write_text(
+        "topics:\n  codes:\n    transport:\n      routing: [{самокат: 2.0}]\n", encoding="utf-8"
+    )
+    termed.write_text(
+        "topics:\n  codes:\n    transport:\n      terms: [{самокат: 2.0}]\n", encoding="utf-8"
+    )
+    plain, by_route, by_term = Flagger(), Flagger([routed]), Flagger([termed])
+    assert plain.flag(text).topics == ["other"]
+    assert by_route.flag(text).topics == by_term.flag(text).topics == ["transport"]
+    assert by_route.flag(text).topic_scores == by_term.flag(text).topic_scores
+    assert by_route.flag(text).complaint_score == plain.flag(text).complaint_score
+    assert by_term.flag(text).complaint_score > plain.flag(text).complaint_score
+
+
+def test_street_names_are_no_routing_evidence(rules: Flagger) -> None:
+    """«Снежная» is a routing word of landscaping ("снежная каша"), not in a street's name."""
+    assert rules.matcher.can_match("снежной", "route.")
+    flags = rules.flag("Яма на Снежной улице, 5")
+    assert flags.topics == ["roads"] and "landscaping" not in flags.topic_scores
