@@ -11,7 +11,10 @@ setup: $(STAMP)
 
 # The versions of every dependency are pinned in constraints.txt (tests compare against
 # shipped models and real data: a new numpy or scikit-learn must not change them unseen).
-$(STAMP): setup.cfg pyproject.toml constraints.txt
+# The modules mypyc compiles (pyproject.toml, [tool.glas]): a change to one rebuilds them.
+COMPILED := $(shell sed -n '/^compiled = \[/,/^\]/s/^ *"\(.*\)",*$$/\1/p' pyproject.toml)
+
+$(STAMP): setup.cfg setup.py pyproject.toml constraints.txt $(COMPILED)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Glas needs Python >= 3.11: run make PYTHON=python3.11")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

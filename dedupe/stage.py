@@ -61,7 +61,7 @@ class NearDuplicates:
     under_write_lock: ClassVar[bool] = True
 
     def __init__(self, settings: DedupeSettings | None = None, recent: Recent | None = None):
-        self.settings = settings or DedupeSettings()
+        self.settings = settings or DedupeSettings()  # type: ignore[call-arg]  # pydantic defaults
         self.window = self.settings.window.total_seconds()
         self.signer = Signer()
         self.index = RecentIndex(self.window, self.signer.hashes, self.signer.band_keys)

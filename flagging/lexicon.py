@@ -26,9 +26,10 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from flagging import morph
+from flagging import lexicons, morph
 
-SHIPPED = Path(__file__).resolve().parent / "lexicons"
+# (by the data package's own file: a module compiled by mypyc has no ``__file__``)
+SHIPPED = Path(lexicons.__file__).resolve().parent  # type: ignore[arg-type]
 SECTIONS = ("complaint", "official", "topics", "places")
 GAP = 3  # other words allowed where a term says "..."
 ANCHORED_CACHE = 200_000  # distinct tokens whose anchored terms are remembered
@@ -106,6 +107,8 @@ def terms_of(group: dict[str, Any], where: str) -> list[tuple[str, float]]:
     """The ``(term, weight)`` pairs of a group's ``terms`` list, less its ``remove`` list."""
     removed = {str(t) for t in group.get("remove") or []}
     out: list[tuple[str, float]] = []
+    term: Any  # from YAML: checked below (compiled code checks declared types as it runs)
+    weight: Any
     for item in group.get("terms") or []:
         if isinstance(item, str):
             term, weight = item, 1.0

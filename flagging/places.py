@@ -193,8 +193,8 @@ class PlaceFinder:
                 name = self._nominative(name, full)
             found.append((*m.span(), *_with_house(f"{full} {name}", m["num"]), True))
         m = self._name_before.search(text, max(0, start - 50), start)
-        house = m and token in self._type_full and self._house.match(text, end)
-        if house and not _function_word(m["name"]):
+        house = self._house.match(text, end) if m and token in self._type_full else None
+        if m and house and not _function_word(m["name"]):
             full = self.full[token]
             first, name = _without_preposition(m.start(), _tidy(m["name"]))
             name = self._nominative(name, full)
@@ -225,8 +225,8 @@ class PlaceFinder:
         if not _LETTER_BEFORE.search(text, max(0, start - 6), start):
             return []
         named = self._bare_name.search(text, max(0, start - 40), start)
-        number = named and self._bare_number.match(text, start)
-        if not number or not self._is_street_name(named["name"]):
+        number = self._bare_number.match(text, start) if named else None
+        if not named or not number or not self._is_street_name(named["name"]):
             return []
         if _UNITS.match(text, number.end()):
             return []

@@ -93,12 +93,12 @@ class Flagger:
         self.blend = blend
         self.posts_first = posts_first
         self.model_min = model_min
-        overrides = [str(p) for p in overrides]
+        paths = [str(p) for p in overrides]
         try:
-            self._build(lexicon.load(overrides), threshold)
+            self._build(lexicon.load(paths), threshold)
         except LexiconError as exc:
-            if overrides and not str(exc).startswith(tuple(overrides)):
-                raise LexiconError(f"{', '.join(overrides)}: {exc}") from None
+            if paths and not str(exc).startswith(tuple(paths)):
+                raise LexiconError(f"{', '.join(paths)}: {exc}") from None
             raise
 
     def _build(self, data: dict[str, Any], threshold: float) -> None:

@@ -61,7 +61,8 @@ def now_text() -> str:
 _ENCODER = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
 # The same encoder's C core made once: JSONEncoder.encode builds it anew at every call, which
 # costs more than encoding the small values of a post (values here are never circular).
-_C_ENCODE = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+_MAKE_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = _MAKE_ENCODER and _MAKE_ENCODER(
     None, str, json.encoder.encode_basestring, None, ":", ",", True, False, True
 )
 
@@ -84,7 +85,8 @@ def _kind(name: str) -> str | None:
 
 _HASHED_COLUMNS = CONTENT_COLUMNS + ANSWER_COLUMNS
 _COLUMN_KINDS = tuple((name, _kind(name)) for name in CONTENT_COLUMNS + ANSWER_COLUMNS)
-_EMPTY_JSON = {dict: "{}", list: "[]"}  # what dumps gives for empty ones, without encoding
+# What dumps gives for empty ones, without encoding.
+_EMPTY_JSON: dict[type, str] = {dict: "{}", list: "[]"}
 
 
 def post_row(post: Post) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from crawler.compiled import stale
 from storage.sql import SqlInbox
 from storage.sqlite import SqliteInbox
 from tests.pg_server import PgServer
@@ -41,6 +42,13 @@ def replay() -> Iterator[ReplayServer]:
 
 
 BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test compiled modules older than their sources (they would run instead)."""
+    edited = stale()
+    if edited:
+        pytest.exit(f"{', '.join(edited)} changed since compiled: run make setup", returncode=2)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
