@@ -93,10 +93,11 @@ class ImportRow(BaseModel):
         raise ValueError("must be true or false (or 1 or 0)")
 
     def to_post(self) -> Post:
-        fields = self.model_dump(exclude={"deleted_at"})
-        return Post(
-            **{**fields, "source_id": self.source_id or "", "deleted": self.deleted_at is not None}
-        )
+        # The validated values as they are (model_dump would copy each, nested ones too: the
+        # dearest step of reading a row; the row is dropped once its Post is made).
+        fields = dict(self.__dict__)
+        deleted = fields.pop("deleted_at") is not None
+        return Post(**{**fields, "source_id": self.source_id or "", "deleted": deleted})
 
 
 def parse_row(row: dict[str, Any]) -> Post | list[str]:

@@ -68,9 +68,7 @@ def load_json(text: str) -> Any:
     if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(text) > MAX_JSON_DEPTH:
         raise BadJson(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
-        value = json.loads(
-            text, parse_int=_whole_number, parse_float=_number, parse_constant=_no_constant
-        )
+        value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise BadJson(f"not valid JSON: {exc.msg}", syntax=True, column=exc.colno) from None
     if _SURROGATE_ESCAPE.search(text):
@@ -261,6 +259,12 @@ def _number(text: str) -> float:
 
 def _no_constant(name: str) -> Any:
     raise BadJson(f"{name} is not a number JSON allows")
+
+
+# One decoder for every line (json.loads with these hooks would build one per call).
+_DECODER = json.JSONDecoder(
+    parse_int=_whole_number, parse_float=_number, parse_constant=_no_constant
+)
 
 
 def _check_unicode(value: Any) -> None:
