@@ -19,6 +19,7 @@ $(STAMP): setup.cfg setup.py pyproject.toml constraints.txt $(COMPILED)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,browse,cluster]'
+	@ls flagging/rules.cpython-*.so >/dev/null 2>&1 || echo "make setup: the hot modules were not compiled (no C compiler?): Glas runs them as Python, ~11 % slower"
 	@touch $(STAMP)
 
 # Refresh constraints.txt: the newest versions setup.cfg allows, installed into a fresh

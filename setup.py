@@ -2,8 +2,8 @@
 
 Every post goes through normalising, exact and near-duplicate matching, flagging and row
 making; compiled, those modules take ~12 % fewer instructions (docs/development.md). Their
-sources stay the reference: where no C compiler is at hand the build warns and Glas runs them
-as Python (the extensions are optional), and ``make`` rebuilds them when a source changes.
+sources stay the reference: where no C compiler is at hand Glas runs them as Python (the
+extensions are optional; `make setup` says so), and ``make`` rebuilds them when a source changes.
 """
 
 from __future__ import annotations
