@@ -1,5 +1,5 @@
 """Surge alerts end to end: `glas run` harvests a VK wall from the local VK server, where
-twelve residents write about potholes and lighting by the school (flagged landscaping) within
+twelve residents write about potholes on Школьная street (flagged roads) within
 hours; the rule fires once;
 the webhook receiver is down at the first run's end, so the alert waits in the outbox; a
 second `glas run` (a new process) delivers it once. The daemon fires and delivers too,
@@ -49,7 +49,7 @@ def sources(vk: VkServer, receiver: Receiver) -> str:
         official_accounts:
           vk: [zhkh_zarechny, 700000099]
         alerts:
-          - {{id: zarechny-landscaping, topic: landscaping, municipality: Заречный,
+          - {{id: zarechny-roads, topic: roads, municipality: Заречный,
              min_residents: 5, window: 6h}}
         webhooks:
           - id: dispatch
@@ -90,7 +90,7 @@ def test_glas_run_fires_once_and_delivers_after_the_receiver_is_back(
     assert first.returncode == 0, first.stderr
     assert "webhooks: 0 alert deliveries sent, 1 to retry later" in first.stdout
     (alert,) = alerts(db)
-    assert alert[1:4] == ("zarechny-landscaping", 12, 1) and alert[4] is None
+    assert alert[1:4] == ("zarechny-roads", 12, 1) and alert[4] is None
     assert "hook-secret-0123456789" not in first.stdout + first.stderr
     receiver.start()
     time.sleep(1.1)  # the retry's backoff
@@ -102,9 +102,9 @@ def test_glas_run_fires_once_and_delivers_after_the_receiver_is_back(
     assert request["headers"]["authorization"] == "Bearer hook-secret-0123456789"
     body = request["body"]
     assert (body["rule"], body["residents"], body["topic"]) == (
-        "zarechny-landscaping",
+        "zarechny-roads",
         12,
-        "landscaping",
+        "roads",
     )
     assert len(body["cases"]) >= 1
     (row,) = alerts(db)
@@ -132,4 +132,4 @@ def test_the_daemon_fires_and_retries_until_delivered(
     assert code == 0, err
     assert [r["headers"]["idempotency-key"] for r in receiver.requests] == ["glas-alert-1"] * 2
     (row,) = alerts(tmp_path / "inbox.db")
-    assert row[1:4] == ("zarechny-landscaping", 12, 2) and row[4] is not None
+    assert row[1:4] == ("zarechny-roads", 12, 2) and row[4] is not None
