@@ -47,6 +47,7 @@ import csv
 import math
 import sys
 import time
+from functools import cached_property
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,7 +135,6 @@ class Dev:
         self.written_shares = [f.topic_scores for f, _, _ in extra]
         self.written_probs = [dict(zip(m.codes, p, strict=True)) for p in table]
         self.written_vectors = WordVectors(self.projection).mean_unit([w for _, w, _ in extra])
-        self.threads = np.array([thread_of(comments[r["comment_id"]]) for r in labels])
         self.inputs = sorted(rules.labels)  # every topic code, "other" included
         self.rule_topic = np.array([f.topics[0] for f in self.flags])
         self.model_topic = np.array(
@@ -172,8 +172,9 @@ class Dev:
         shares = [f.topic_scores for f in self.flags]
         return complaint, empty.topic_matrix(shares, self.probs, self.vectors)
 
+    @cached_property
     def written_matrix(self) -> np.ndarray:
-        """The topic head's inputs for the written complaints."""
+        """The topic head's inputs for the written complaints (made once, for every fold)."""
         empty = self.model((np.zeros(0), 0.0), ([], np.zeros(0), np.zeros(0)))
         return empty.topic_matrix(self.written_shares, self.written_probs, self.written_vectors)
 
@@ -211,7 +212,7 @@ def fit_topic(
     """The topic head fitted on these complaints and the written ones."""
     from sklearn.linear_model import LogisticRegression
 
-    matrix = np.vstack([matrix, dev.written_matrix()])
+    matrix = np.vstack([matrix, dev.written_matrix])
     labels = np.concatenate([labels, dev.written_topic])
     fitted = LogisticRegression(C=TOPIC_C, max_iter=5000).fit(matrix, labels)
     codes = [str(c) for c in fitted.classes_]

@@ -34,6 +34,7 @@ SECTIONS = ("complaint", "official", "topics", "places")
 GAP = 3  # other words allowed where a term says "..."
 ANCHORED_CACHE = 200_000  # distinct tokens whose anchored terms are remembered
 NEGATIONS = frozenset({"не", "нет", "ни"})
+Prefix = str | tuple[str, ...]  # of evidence keys: one, or any of several
 # Words too common to index a phrase by: a phrase is looked up by its first other word.
 FUNCTION_WORDS = frozenset(
     "не нет ни в во на по у до за с со к ко о об от из при для и а но же ли так как где кто что "  # noqa: SIM905
@@ -162,8 +163,8 @@ class Matcher:
         self._prefixes: dict[str, list[_Term]] = {}
         self._lengths: list[int] = []
         self._anchored: dict[str, tuple[_Term, ...]] = {}  # token → terms it may anchor
-        self._words_of: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {}
-        self._used: dict[tuple[str, str], bool] = {}
+        self._words_of: dict[Prefix, tuple[frozenset[str], tuple[str, ...]]] = {}
+        self._used: dict[tuple[str, Prefix], bool] = {}
 
     def add(self, term: str, key: str, weight: float) -> None:
         """Register ``term`` as evidence for ``key`` with ``weight``."""
@@ -183,9 +184,9 @@ class Matcher:
         self._words_of.clear()
         self._used.clear()
 
-    def can_match(self, token: str, prefix: str) -> bool:
-        """Whether ``token`` can be a word of a term with a key starting with ``prefix``:
-        when not, blanking it changes none of those terms' hits."""
+    def can_match(self, token: str, prefix: Prefix) -> bool:
+        """Whether ``token`` can be a word of a term with a key starting with ``prefix`` (or
+        one of them): when not, blanking it changes none of those terms' hits."""
         known = self._used.get((token, prefix))
         if known is None:
             if len(self._used) >= ANCHORED_CACHE:
@@ -195,7 +196,7 @@ class Matcher:
             self._used[token, prefix] = known
         return known
 
-    def _words_for(self, prefix: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    def _words_for(self, prefix: Prefix) -> tuple[frozenset[str], tuple[str, ...]]:
         """Every form and every prefix in the terms with a key starting with ``prefix``."""
         found = self._words_of.get(prefix)
         if found is None:

@@ -368,7 +368,7 @@ class Flagger:
         names some topic term could match are blanked: the others change no topic hit."""
 
         def wanted(word: str) -> bool:
-            return self.matcher.can_match(word, "topic.") or self.matcher.can_match(word, "route.")
+            return self.matcher.can_match(word, _TOPIC_KEYS)
 
         names = {
             word
