@@ -264,6 +264,28 @@ def eval_vk(
             "    most frequent confusions, shipped (label→predicted):",
             ", ".join(f"{t}→{p} {n}" for (t, p), n in misses.most_common(6)),
         )
+        as_posts(rules, texts, [r["label_topic"].strip() for r, _ in topical], items)
+
+
+def as_posts(rules: Flagger, texts: list[str], truth: list[str], items: list) -> None:
+    """What ``topic_model: auto`` would do to these texts as residents' posts: how many the
+    style model calls portal appeals, and the topics of the complaints then."""
+    style, model = rules.style, rules.model
+    if style is None or model is None:
+        return
+    table = style.probabilities_of_rows([style.rows(learned.features(t)) for t in texts])
+    portal = sum(p[1] >= rules.portal_min for p in table)
+    auto = [f.topics[0] for f in flag_all(rules, [t for t, _ in items])]
+    fallback = [f.topics[0] for f in flag_all(Flagger(model=model), [t for t, _ in items])]
+    right = [
+        sum(t == g for t, g in zip(truth, guesses, strict=True)) for guesses in (auto, fallback)
+    ]
+    print(
+        f"  as residents' posts (not comments): the style model calls {portal} of {len(texts)}"
+        f" portal appeals; topics of the complaints with topic_model auto"
+        f" {right[0] / len(truth):.3f},"
+        f" fallback {right[1] / len(truth):.3f}"
+    )
 
 
 def labeller_topics() -> tuple[dict[str, str], dict[str, str]]:
@@ -310,6 +332,7 @@ def topic_variants(
     alone = Flagger(model=None)  # the same lexicons, no model
     fallback = Flagger(model=model)
     blended = Flagger(model=model, blend=True)
+    posts = Flagger(model=model, posts_first=True)
     probs = [model.probabilities(learned.features(t)) for t, _ in items]
     shipped = [f.topics[0] for _, f in items]
     variants = [
@@ -322,11 +345,22 @@ def topic_variants(
              [_fallback(fallback, t, f) for t, f in items])
         )  # fmt: skip
     else:
-        variants.append(("SHIPPED fallback: rules; the model where they find none", shipped))
+        variants.append(
+            ("option fallback: rules; the model where they find none",
+             [fallback.flag(t).topics[0] for t, _ in items])
+        )  # fmt: skip
     variants.append(
         ("option blend: mean of rule shares and model; fallback",
          [blended.flag(t).topics[0] for t, _ in items])
     )  # fmt: skip
+    if not comments:
+        variants.append(
+            ("option posts: the model for complaints and lexicon topics",
+             [posts.flag(t).topics[0] for t, _ in items])
+        )  # fmt: skip
+        variants.append(
+            ("SHIPPED auto: the model for portal-style posts; fallback", shipped)
+        )  # fmt: skip
     if comments:
         variants.append(("SHIPPED for comments: the comment model (make train)", shipped))
     return variants
@@ -481,12 +515,15 @@ def by_district(
             "    * model in-sample here. Trained without the group (make train, topics.json),"
             " top-1 accuracy:"
         )
-        print(f"      {'held-out districts':<50} {'appeals':>7} rules  model fallback blend  posts")
+        print(
+            f"      {'held-out districts':<42} {'appeals':>7} rules  model fallback blend  posts"
+            "  AUTO (shipped; portal style)"
+        )
         for name, f in held.items():
             print(
-                f"      {name[:50]:<50} {f['appeals']:>7} {f.get('rules', 0):.3f}  "
+                f"      {name[:42]:<42} {f['appeals']:>7} {f.get('rules', 0):.3f}  "
                 f"{f['accuracy']:.3f}  {f.get('fallback', 0):.3f}    {f.get('blend', 0):.3f}  "
-                f"{f.get('posts', 0):.3f}"
+                f"{f.get('posts', 0):.3f}  {f.get('auto', 0):.3f} ({f.get('portal', 0):.0%})"
             )
 
 
@@ -519,8 +556,13 @@ def eval_outlets(rules: Flagger) -> None:
     ]  # fmt: skip
     print("Outlets' own posts (news, announcements, adverts) flagged as complaints:")
     real = [0, 0]
+    style = rules.style
     for name, texts, editorial in sets:
         flagged = sum(rules.flag(t, editorial=editorial).is_complaint for t in texts)
+        if style is not None:
+            table = style.probabilities_of_rows([style.rows(learned.features(t)) for t in texts])
+            ported = sum(p[1] >= rules.portal_min for p in table)
+            name = f"{name} [portal style {ported}]"
         if name.startswith("real"):
             real[0] += flagged
             real[1] += len(texts)

@@ -36,13 +36,13 @@ def flagger(
     overrides: Iterable[str | Path] = (),
     threshold: float = 0.5,
     max_topics: int | None = None,
-    topic_model: str = "fallback",
+    topic_model: str = "auto",
     comments: bool = True,
 ) -> Flagger:
     """The process-wide :class:`Flagger` for these override files and settings.
 
-    ``topic_model``: "posts", "fallback", "blend" or "off"; ``comments``: whether the comment
-    model judges residents' comments (see :class:`FlaggingSettings`).
+    ``topic_model``: "auto", "posts", "fallback", "blend" or "off"; ``comments``: whether the
+    comment model judges residents' comments (see :class:`FlaggingSettings`).
     """
     key = (tuple(str(p) for p in overrides), threshold, max_topics, topic_model, comments)
     if key not in _FLAGGERS:
@@ -54,6 +54,7 @@ def flagger(
             model=model,
             blend=topic_model == "blend",
             posts_first=topic_model == "posts",
+            style=learned.shipped_style() if topic_model == "auto" else None,
             comment_model=judge,
         )
         if max_topics is not None:

@@ -3,23 +3,26 @@
 Trained by ``make train`` (bench/train_flagging.py, scikit-learn) on the real portal appeals;
 shipped as ``flagging/model/topics.npz`` (vocabulary, weights) and ``topics.json`` (how it
 was trained, held-out figures). Loaded once per process. The flagger asks it only when the
-lexicon rules find no topic (see :class:`flagging.rules.Flagger`).
+lexicon rules find no topic (see :class:`flagging.rules.Flagger`), and for posts that read like
+such appeals: the style model (``style.npz``, the same kind of model with the codes ``social``
+and ``portal``, trained on the appeals against residents' VK comments) tells which those are.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import pairwise
+from itertools import chain, pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from flagging import model as model_files
 from flagging import text
 
-MODEL_DIR = Path(__file__).resolve().parent / "model"
+# The package's files (not __file__: this module is compiled by mypyc, see pyproject.toml).
+MODEL_DIR = Path(model_files.__file__).resolve().parent  # type: ignore[arg-type]
 STEM = 5  # letters of a word kept as its stem: a cheap, dictionary-free Russian stemmer
 
 
@@ -34,41 +37,62 @@ def features(raw_text: str) -> list[str]:
     return stems(text.words(text.clean(raw_text or "")))
 
 
-@dataclass
 class TopicModel:
     """Vocabulary, weights (features × codes) and intercepts of a fitted model."""
 
-    vocabulary: list[str]
-    codes: list[str]
-    coef: np.ndarray
-    intercept: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._index = {f: i for i, f in enumerate(self.vocabulary)}
-        self._words: dict[str, int | None] = {}  # word → its stem's row (a cache)
-        self._pairs: dict[tuple[str, str], int | None] = {}  # neighbouring words → row
+    def __init__(
+        self,
+        vocabulary: list[str],
+        codes: list[str],
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.codes = codes
+        self.coef = coef
+        self.intercept = intercept
+        self.meta: dict[str, Any] = meta or {}
+        self._index = {f: i for i, f in enumerate(vocabulary)}
+        # Stem pairs by number: the stems found in the vocabulary's pairs get ids, and a pair's
+        # row is looked up by ``first * base + second`` (no strings built per text).
+        self._stem_ids: dict[str, int] = {}
+        pairs: list[tuple[str, str, int]] = []
+        for row, feature in enumerate(vocabulary):
+            first, space, second = feature.partition(" ")
+            if space:
+                pairs.append((first, second, row))
+                for stem in (first, second):
+                    self._stem_ids.setdefault(stem, len(self._stem_ids))
+        self._base = len(self._stem_ids) + 1
+        self._pair_rows = {
+            self._stem_ids[a] * self._base + self._stem_ids[b]: row for a, b, row in pairs
+        }
+        self._words: dict[str, tuple[int, int]] = {}  # word → its stem's row and id (a cache)
 
     def rows_of_words(self, tokens: list[str]) -> list[int]:
-        """:meth:`rows` of ``stems(tokens)``, with the look-ups cached per word and word pair."""
-        words, pairs, index = self._words, self._pairs, self._index
-        if len(pairs) > 500_000:  # bound the caches (a long-running daemon)
+        """:meth:`rows` of ``stems(tokens)``, with each word's stem row and id cached."""
+        words, base, pair_rows = self._words, self._base, self._pair_rows
+        if len(words) > 500_000:  # bound the cache (a long-running daemon)
             words.clear()
-            pairs.clear()
-        found: set[int | None] = set()
-        kept = [t for t in tokens if not t.isdigit()]
-        for token in kept:
-            row = words.get(token, -1)
-            if row == -1:
-                row = words[token] = index.get(token[:STEM])
-            found.add(row)
-        for pair in pairwise(kept):
-            row = pairs.get(pair, -1)
-            if row == -1:
-                row = pairs[pair] = index.get(f"{pair[0][:STEM]} {pair[1][:STEM]}")
-            found.add(row)
-        found.discard(None)
-        return list(found)  # type: ignore[arg-type]
+        found: set[int] = set()
+        previous = -1  # the id of the previous word's stem (-1: in no pair)
+        for token in tokens:
+            if token.isdigit():
+                continue
+            known = words.get(token)
+            if known is None:
+                stem = token[:STEM]
+                known = words[token] = (self._index.get(stem, -1), self._stem_ids.get(stem, -1))
+            row, stem_id = known
+            if row >= 0:
+                found.add(row)
+            if previous >= 0 and stem_id >= 0:
+                row = pair_rows.get(previous * base + stem_id, -1)
+                if row >= 0:
+                    found.add(row)
+            previous = stem_id
+        return list(found)
 
     def rows(self, feats: list[str]) -> list[int]:
         """The weight rows of the features the model knows (each once: features are binary)."""
@@ -84,7 +108,7 @@ class TopicModel:
         if not texts:
             return []
         lengths = np.array([len(r) for r in texts])
-        flat = np.fromiter((i for r in texts for i in r), dtype=np.int64, count=lengths.sum())
+        flat = np.fromiter(chain.from_iterable(texts), dtype=np.int64, count=lengths.sum())
         logits = np.tile(self.intercept.astype(np.float64), (len(texts), 1))
         if flat.size:
             starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
@@ -104,31 +128,31 @@ class TopicModel:
         probs = self.probabilities(feats)
         return max(probs, key=probs.__getitem__)
 
-    def save(self, directory: Path, meta: dict[str, Any]) -> None:
-        """Write ``topics.npz`` and ``topics.json`` into ``directory``."""
+    def save(self, directory: Path, meta: dict[str, Any], name: str = "topics") -> None:
+        """Write ``NAME.npz`` and ``NAME.json`` into ``directory``."""
         directory.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(
-            directory / "topics.npz",
+            directory / f"{name}.npz",
             vocabulary=np.array(self.vocabulary),
             codes=np.array(self.codes),
             coef=self.coef.astype(np.float16),  # half the file; predictions differ < 0.1 %
             intercept=self.intercept.astype(np.float32),
         )
-        (directory / "topics.json").write_text(
+        (directory / f"{name}.json").write_text(
             json.dumps(meta, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
 
     @classmethod
-    def load(cls, directory: Path = MODEL_DIR) -> TopicModel:
+    def load(cls, directory: Path = MODEL_DIR, name: str = "topics") -> TopicModel:
         """Read a saved model (no pickles: plain arrays)."""
-        with np.load(directory / "topics.npz", allow_pickle=False) as data:
+        with np.load(directory / f"{name}.npz", allow_pickle=False) as data:
             model = cls(
                 vocabulary=data["vocabulary"].tolist(),
                 codes=data["codes"].tolist(),
                 coef=data["coef"].astype(np.float32),
                 intercept=data["intercept"].astype(np.float32),
             )
-        meta_path = directory / "topics.json"
+        meta_path = directory / f"{name}.json"
         if meta_path.exists():
             model.meta = json.loads(meta_path.read_text(encoding="utf-8"))
         return model
@@ -140,3 +164,12 @@ def shipped() -> TopicModel | None:
     if not (MODEL_DIR / "topics.npz").exists():
         return None
     return TopicModel.load(MODEL_DIR)
+
+
+@lru_cache(maxsize=1)
+def shipped_style() -> TopicModel | None:
+    """The shipped style model (codes ``social``, ``portal``), once per process; None if it
+    is not there."""
+    if not (MODEL_DIR / "style.npz").exists():
+        return None
+    return TopicModel.load(MODEL_DIR, "style")

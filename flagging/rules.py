@@ -51,6 +51,7 @@ class Flags:
     municipality: str | None
     # "rules": lexicons alone; "blend": the average of the lexicons' shares and the topic
     # model's probabilities; "model": the lexicons found no topic in a complaint, the model chose;
+    # "portal": a resident's post that reads like a portal appeal, the model chose;
     # "comments": the comment model chose (a resident's comment that is or may be a complaint).
     topic_source: str = "rules"
 
@@ -71,7 +72,11 @@ class Flagger:
     model's probabilities; when they find none in a complaint, the model names one if it gives
     it at least ``model_min``. With ``posts_first``, the model names the topic of every post (not
     a comment) that is a complaint or has a lexicon topic where it gives its best code at least
-    ``model_min``: it learnt from a portal's appeals, which are such posts. ``comment_model``
+    ``model_min``: it learnt from a portal's appeals, which are such posts. With ``style`` (the
+    style model, :mod:`flagging.learned`), it names the topic of every resident's post (not a
+    comment, an outlet's or an official's) that reads like such an appeal (``portal`` at least
+    ``portal_min``) where it is at least ``model_min`` sure (``portal_sure`` when the post is
+    no complaint and the lexicons find no topic in it). ``comment_model``
     (:mod:`flagging.comment_model`) judges residents' comments: whether one is a complaint where
     the rules' score is inside its band and the text shows no answer style, and the topic of
     those that are complaints.
@@ -86,9 +91,17 @@ class Flagger:
         model_min: float = 0.5,
         blend: bool = False,
         posts_first: bool = False,
+        style: TopicModel | None = None,
+        portal_min: float = 0.9,
+        portal_sure: float = 0.8,
         comment_model: CommentModel | None = None,
     ) -> None:
+        if style is not None and (model is None or style.vocabulary != model.vocabulary):
+            raise ValueError("the style model was not fitted with this topic model: make train")
         self.model = model
+        self.style = style
+        self.portal_min = portal_min
+        self.portal_sure = portal_sure
         self.comment_model = comment_model
         self.blend = blend
         self.posts_first = posts_first
@@ -215,8 +228,34 @@ class Flagger:
         if self.comment_model is not None:
             done = self._ask_comment_model(out, words, named, officials, replies)
         if self.model is not None:
-            self._ask_topic_model(out, words, done, replies)
+            portal = self._portal_style(words, done, officials, replies, editorials)
+            self._ask_topic_model(out, words, done | set(portal), replies, portal)
         return out
+
+    def _portal_style(
+        self,
+        words: list[list[str]],
+        done: set[int],
+        officials: Sequence[bool],
+        replies: Sequence[bool],
+        editorials: Sequence[bool],
+    ) -> dict[int, list[int]]:
+        """The residents' posts that read like a city portal's appeals (by the style model),
+        each with its rows of the topic model (the style model shares its vocabulary)."""
+        style, model = self.style, self.model
+        if style is None or model is None:
+            return {}
+        rows = {
+            n: model.rows_of_words(words[n])
+            for n in range(len(words))
+            if not (n in done or replies[n] or officials[n] or editorials[n])
+        }
+        table = style.probabilities_of_rows(list(rows.values()))
+        return {
+            n: found
+            for (n, found), probs in zip(rows.items(), table, strict=True)
+            if probs[1] >= self.portal_min
+        }
 
     def _ask_comment_model(
         self,
@@ -289,13 +328,20 @@ class Flagger:
         flags.topic_source = "comments"
 
     def _ask_topic_model(
-        self, out: list[Flags], words: list[list[str]], done: set[int], replies: Sequence[bool]
+        self,
+        out: list[Flags],
+        words: list[list[str]],
+        done: set[int],
+        replies: Sequence[bool],
+        portal: dict[int, list[int]],
     ) -> None:
-        """Let the topic model name or blend the topics of texts not in ``done`` (one pass for
-        the whole batch)."""
+        """Let the topic model name the topics of the ``portal`` texts (given with their rows),
+        and name or blend those of texts not in ``done`` (one pass for the whole batch)."""
         model = self.model
         assert model is not None
-        asks: list[tuple[int, list[int], str, dict[str, float]]] = []
+        asks: list[tuple[int, list[int], str, dict[str, float]]] = [
+            (n, found, "portal", {}) for n, found in portal.items()
+        ]
         for n, (flags, tokens) in enumerate(zip(out, words, strict=True)):
             if n in done:
                 continue
@@ -387,13 +433,20 @@ class Flagger:
         self, flags: Flags, how: str, shares: dict[str, float], probs: dict[str, float]
     ) -> None:
         """Set the topics of ``flags`` from the model: blended with the rules' shares, or alone
-        (then only when it gives its best code at least ``model_min``)."""
+        (``model`` or ``portal``: only when it gives its best code at least ``model_min``, and a
+        ``portal`` post that is no complaint and has no lexicon topic at least ``portal_sure``:
+        short adverts, "Отдам кресло", read like terse appeals)."""
         if how == "blend":
             scores = dict(shares)
             for code, p in probs.items():
                 scores[code] = scores.get(code, 0.0) + p
             scores = {c: v / 2 for c, v in scores.items()}
-        elif max(probs.values()) >= self.model_min:
+        elif max(probs.values()) >= self.model_min and (
+            how != "portal"
+            or flags.is_complaint
+            or flags.topics != ["other"]
+            or max(probs.values()) >= self.portal_sure
+        ):
             scores = probs
         else:
             return

@@ -24,16 +24,18 @@ class FlaggingSettings(Strict):
         description="YAML files extending or replacing the shipped lexicons, applied in order "
         "(relative paths are read from the directory of sources.yaml).",
     )
-    topic_model: Literal["fallback", "posts", "blend", "off"] = Field(
-        "fallback",
+    topic_model: Literal["auto", "fallback", "posts", "blend", "off"] = Field(
+        "auto",
         description="The statistical topic model shipped with Glas (trained on a city portal's "
-        "appeals): 'fallback' lets it name the topic of a complaint where the lexicons find "
-        "none (if at least 50% sure); 'posts' also of every post (not a comment) that is a "
-        "complaint or has a lexicon topic, where it is at least 50% sure: for appeals from a "
-        "portal like the one it learnt from (better there on districts it never saw, see "
-        "docs/flagging.md), not for social media (on VK complaints the model alone is right "
-        "less often than the lexicons: 0.64 against 0.70); 'blend' averages its probabilities "
-        "with the lexicons' shares where they find a topic it knows; 'off': lexicons only.",
+        "appeals): 'auto' lets it name the topic of a resident's post that reads like such an "
+        "appeal (the shipped style model, trained on the appeals against VK comments, is at "
+        "least 90% sure of it) and of a complaint where the lexicons find none, where it is "
+        "at least 50% sure; 'fallback' only the latter; 'posts' also of every post (not a "
+        "comment) that is a complaint or has a lexicon topic, whatever its style (on VK "
+        "complaints the model alone is right less often than the lexicons: 0.64 against "
+        "0.75); 'blend' averages its probabilities with the lexicons' shares where they find "
+        "a topic it knows; 'off': lexicons only. Residents' comments get theirs from the comment "
+        "model (comment_model).",
     )
     comment_model: bool = Field(
         True,

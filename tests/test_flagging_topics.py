@@ -22,7 +22,9 @@ CODES = {
 
 @pytest.fixture(scope="module")
 def rules() -> Flagger:
-    return flagger()
+    """The lexicons' topics (``topic_model: fallback``: the model only where they find none);
+    ``auto`` hands portal-style posts to the model, tested in test_flagging_model.py."""
+    return flagger(topic_model="fallback")
 
 
 @pytest.fixture(scope="module")
