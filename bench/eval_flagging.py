@@ -272,11 +272,10 @@ def eval_vk(
 def as_posts(rules: Flagger, texts: list[str], truth: list[str], items: list) -> None:
     """What ``topic_model: auto`` would do to these texts as residents' posts: how many the
     style model calls portal appeals, and the topics of the complaints then."""
-    style, model = rules.style, rules.model
-    if style is None or model is None:
+    model = rules.model
+    if rules.style is None or model is None:
         return
-    table = style.probabilities_of_rows([style.rows(learned.features(t)) for t in texts])
-    portal = sum(p[1] >= rules.portal_min for p in table)
+    portal = sum(rules.reads_as_portal(texts))
     auto = [f.topics[0] for f in flag_all(rules, [t for t, _ in items])]
     fallback = [f.topics[0] for f in flag_all(Flagger(model=model), [t for t, _ in items])]
     right = [
@@ -562,13 +561,10 @@ def eval_outlets(rules: Flagger) -> None:
         sets.append(("written blind (news_written.csv; never tuned on, editorial)", written, True))
     print("Outlets' own posts (news, announcements, adverts) flagged as complaints:")
     real = [0, 0]
-    style = rules.style
     for name, texts, editorial in sets:
         flagged = sum(rules.flag(t, editorial=editorial).is_complaint for t in texts)
-        if style is not None:
-            table = style.probabilities_of_rows([style.rows(learned.features(t)) for t in texts])
-            ported = sum(p[1] >= rules.portal_min for p in table)
-            name = f"{name} [portal style {ported}]"
+        if rules.style is not None:
+            name = f"{name} [portal style {sum(rules.reads_as_portal(texts))}]"
         if name.startswith("real"):
             real[0] += flagged
             real[1] += len(texts)

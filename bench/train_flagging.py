@@ -172,16 +172,15 @@ def load_social() -> list[str]:
         return texts + [r["text"] for r in csv.DictReader(fh)]
 
 
-def fit_style(
-    portal: list[list[str]], social: list[list[str]], vocabulary: list[str]
-) -> TopicModel:
-    """The style model: a binary logistic regression (balanced classes) on the topic model's
-    ``vocabulary`` (so a text's features are looked up once for both), stored as a two-code
-    :class:`TopicModel` (``social``, ``portal``) whose softmax is the regression's sigmoid."""
+def fit_style(portal: list[list[str]], social: list[list[str]], topics: TopicModel) -> TopicModel:
+    """The style model: a binary logistic regression (balanced classes) on the vocabulary of
+    the topic model ``topics`` (so a text's features are looked up once for both; it shares
+    its tables), stored as a two-code :class:`TopicModel` (``social``, ``portal``) whose
+    softmax is the regression's sigmoid."""
     from sklearn.feature_extraction.text import CountVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    vectorizer = CountVectorizer(analyzer=_identity, vocabulary=vocabulary, binary=True)
+    vectorizer = CountVectorizer(analyzer=_identity, vocabulary=topics.vocabulary, binary=True)
     matrix = vectorizer.fit_transform(portal + social)
     labels = [1] * len(portal) + [0] * len(social)
     model = LogisticRegression(C=STYLE_C, max_iter=MAX_ITER * 10, class_weight="balanced")
@@ -192,6 +191,7 @@ def fit_style(
         codes=["social", "portal"],
         coef=np.stack([-half, half], axis=1).astype(np.float32),
         intercept=np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2], np.float32),
+        tables=topics,
     )
 
 
@@ -229,13 +229,11 @@ def grouped_validation(
         train = [i for i, h in enumerate(held) if not h]
         test = [i for i, h in enumerate(held) if h]
         model = fit([texts[i] for i in train], [labels[i] for i in train])
-        style = fit_style([texts[i] for i in train], social, model.vocabulary)
-        portal = [p[1] >= rules.portal_min for p in style.probabilities_of_rows(
-            [style.rows(texts[i]) for i in test]
-        )]  # fmt: skip
         blended = Flagger(model=model, blend=True)
+        auto = Flagger(model=model, style=fit_style([texts[i] for i in train], social, model))
+        portal = auto.reads_as_portal([rows[i]["text"] for i in test])
         right = dict.fromkeys(names, 0)
-        for i, ported in zip(test, portal, strict=True):
+        for i in test:
             probs = model.probabilities(texts[i])
             best = max(probs, key=probs.__getitem__)
             ruled = flags[i].topics[0]
@@ -245,10 +243,9 @@ def grouped_validation(
             named = flags[i].is_complaint or ruled != "other"
             sure = named and probs[best] >= rules.model_min
             confident = best if sure else fallback
-            trusted = named or probs[best] >= rules.portal_sure
-            auto = best if ported and trusted and probs[best] >= rules.model_min else fallback
             guesses = (
-                ruled, best, fallback, blended.flag(rows[i]["text"]).topics[0], confident, auto
+                ruled, best, fallback, blended.flag(rows[i]["text"]).topics[0], confident,
+                auto.flag(rows[i]["text"]).topics[0],
             )  # fmt: skip
             for name, guess in zip(names, guesses, strict=True):
                 right[name] += guess == labels[i]
@@ -305,7 +302,7 @@ def main() -> int:
     social = [features(t) for t in load_social()]
     print(f"{len(social)} social-media texts (development comments, written complaints)")
     model = fit(texts, labels)
-    style = fit_style(texts, social, model.vocabulary)
+    style = fit_style(texts, social, model)
     if args.check:
         same = True
         for name, refit in (("topics", model), ("style", style)):

@@ -40,6 +40,14 @@ def features(raw_text: str) -> list[str]:
 class TopicModel:
     """Vocabulary, weights (features × codes) and intercepts of a fitted model."""
 
+    _index: dict[str, int]  # feature → row
+    # Stem pairs by number: the stems found in the vocabulary's pairs get ids, and a pair's
+    # row is looked up by ``first * base + second`` (no strings built per text).
+    _stem_ids: dict[str, int]
+    _base: int
+    _pair_rows: dict[int, int]
+    _words: dict[str, tuple[int, int]]  # word → its stem's row and id (a cache)
+
     def __init__(
         self,
         vocabulary: list[str],
@@ -47,16 +55,22 @@ class TopicModel:
         coef: np.ndarray,
         intercept: np.ndarray,
         meta: dict[str, Any] | None = None,
+        tables: TopicModel | None = None,
     ) -> None:
+        """``tables``: a model of the same vocabulary whose look-up tables (and word cache)
+        this one shares instead of building its own."""
         self.vocabulary = vocabulary
         self.codes = codes
         self.coef = coef
         self.intercept = intercept
         self.meta: dict[str, Any] = meta or {}
+        if tables is not None and tables.vocabulary == vocabulary:
+            self._index, self._stem_ids = tables._index, tables._stem_ids
+            self._base, self._pair_rows = tables._base, tables._pair_rows
+            self._words = tables._words
+            return
         self._index = {f: i for i, f in enumerate(vocabulary)}
-        # Stem pairs by number: the stems found in the vocabulary's pairs get ids, and a pair's
-        # row is looked up by ``first * base + second`` (no strings built per text).
-        self._stem_ids: dict[str, int] = {}
+        self._stem_ids = {}
         pairs: list[tuple[str, str, int]] = []
         for row, feature in enumerate(vocabulary):
             first, space, second = feature.partition(" ")
@@ -68,7 +82,7 @@ class TopicModel:
         self._pair_rows = {
             self._stem_ids[a] * self._base + self._stem_ids[b]: row for a, b, row in pairs
         }
-        self._words: dict[str, tuple[int, int]] = {}  # word → its stem's row and id (a cache)
+        self._words = {}
 
     def rows_of_words(self, tokens: list[str]) -> list[int]:
         """:meth:`rows` of ``stems(tokens)``, with each word's stem row and id cached."""
@@ -143,14 +157,17 @@ class TopicModel:
         )
 
     @classmethod
-    def load(cls, directory: Path = MODEL_DIR, name: str = "topics") -> TopicModel:
-        """Read a saved model (no pickles: plain arrays)."""
+    def load(
+        cls, directory: Path = MODEL_DIR, name: str = "topics", tables: TopicModel | None = None
+    ) -> TopicModel:
+        """Read a saved model (no pickles: plain arrays); ``tables`` as for the constructor."""
         with np.load(directory / f"{name}.npz", allow_pickle=False) as data:
             model = cls(
                 vocabulary=data["vocabulary"].tolist(),
                 codes=data["codes"].tolist(),
                 coef=data["coef"].astype(np.float32),
                 intercept=data["intercept"].astype(np.float32),
+                tables=tables,
             )
         meta_path = directory / f"{name}.json"
         if meta_path.exists():
@@ -168,8 +185,8 @@ def shipped() -> TopicModel | None:
 
 @lru_cache(maxsize=1)
 def shipped_style() -> TopicModel | None:
-    """The shipped style model (codes ``social``, ``portal``), once per process; None if it
-    is not there."""
+    """The shipped style model (codes ``social``, ``portal``), once per process, sharing the
+    topic model's look-up tables (it is fitted on its vocabulary); None if it is not there."""
     if not (MODEL_DIR / "style.npz").exists():
         return None
-    return TopicModel.load(MODEL_DIR, "style")
+    return TopicModel.load(MODEL_DIR, "style", tables=shipped())

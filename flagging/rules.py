@@ -232,6 +232,23 @@ class Flagger:
             self._ask_topic_model(out, words, done | set(portal), replies, portal)
         return out
 
+    def reads_as_portal(self, texts: Sequence[str]) -> list[bool]:
+        """Whether each text reads like a city portal's appeal (the style model at least
+        ``portal_min``; all False without it), as the flagger judges residents' posts."""
+        model = self.model
+        if self.style is None or model is None:
+            return [False] * len(texts)
+        return self._portal(
+            [model.rows_of_words(text.words(text.clean(raw or ""))) for raw in texts]
+        )
+
+    def _portal(self, rows: list[list[int]]) -> list[bool]:
+        """Whether each text, given by its rows of the topic model, reads like a portal's
+        appeal (the style model shares the topic model's vocabulary)."""
+        assert self.style is not None
+        table = self.style.probabilities_of_rows(rows)
+        return [probs[1] >= self.portal_min for probs in table]
+
     def _portal_style(
         self,
         words: list[list[str]],
@@ -240,22 +257,18 @@ class Flagger:
         replies: Sequence[bool],
         editorials: Sequence[bool],
     ) -> dict[int, list[int]]:
-        """The residents' posts that read like a city portal's appeals (by the style model),
-        each with its rows of the topic model (the style model shares its vocabulary)."""
-        style, model = self.style, self.model
-        if style is None or model is None:
+        """The residents' posts that read like a city portal's appeals, each with its rows of
+        the topic model."""
+        model = self.model
+        if self.style is None or model is None:
             return {}
         rows = {
             n: model.rows_of_words(words[n])
             for n in range(len(words))
             if not (n in done or replies[n] or officials[n] or editorials[n])
         }
-        table = style.probabilities_of_rows(list(rows.values()))
-        return {
-            n: found
-            for (n, found), probs in zip(rows.items(), table, strict=True)
-            if probs[1] >= self.portal_min
-        }
+        portal = self._portal(list(rows.values()))
+        return {n: found for (n, found), ported in zip(rows.items(), portal, strict=True) if ported}
 
     def _ask_comment_model(
         self,

@@ -212,12 +212,8 @@ def test_the_style_model_tells_appeals_from_vk_comments_it_never_saw(
     make train's figures) and the VK comments of the evaluation set, never trained on."""
     import csv
 
-    style = learned.shipped_style()
-    assert style is not None
-
     def portal(texts: list[str]) -> float:
-        table = style.probabilities_of_rows([style.rows(learned.features(t)) for t in texts])
-        return sum(p[1] >= flagger().portal_min for p in table) / len(texts)
+        return sum(flagger().reads_as_portal(texts)) / len(texts)
 
     with shared("vk/vk_comments_spb_central.csv").open(encoding="utf-8", newline="") as fh:
         texts = {r["comment_id"]: r["text"] for r in csv.DictReader(fh)}
